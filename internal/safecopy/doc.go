@@ -1,0 +1,34 @@
+// Package safecopy copies, zeroes and atomically accesses raw host memory such
+// that a SIGSEGV or SIGBUS raised while touching that memory does not crash the
+// process: the operation stops and reports the faulting address and signal.
+//
+// # How it works
+//
+// Every routine that may touch such memory is hand-written amd64 assembly. At
+// init the package replaces the process's SIGSEGV and SIGBUS handlers (with a
+// raw rt_sigaction, keeping the Go runtime's handler, its flags, mask and
+// restorer). The replacement looks at the program counter of a kernel-raised
+// fault: if it lies inside one of this package's routines, it rewrites the
+// signal's ucontext so that the thread resumes in that routine's fault stub
+// with the fault address and signal number in registers, and the routine
+// returns them to its Go caller. Every other signal, and every fault in any
+// other code, is passed unchanged to the saved Go runtime handler, so a fault
+// in ordinary Go code crashes (or panics under debug.SetPanicOnFault) exactly
+// as it would without this package.
+//
+// # Exact counts
+//
+// The assembly uses wide, overlapping and out-of-order accesses, so the address
+// the kernel reports is not by itself the first inaccessible byte. The Go
+// wrappers make the count exact: protections are page-granular, so the whole
+// page holding the reported address is inaccessible; the routines also report
+// how far they had certainly progressed; the wrapper re-runs the range between
+// the two until it completes without a fault. The result is the distance to
+// the first byte that cannot be accessed, whatever the access pattern.
+//
+// This is the technique of gVisor's pkg/safecopy, implemented independently.
+//
+// # Platforms
+//
+// linux/amd64 only.
+package safecopy

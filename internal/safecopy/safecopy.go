@@ -1,0 +1,218 @@
+//go:build linux && amd64
+
+package safecopy
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// pageMask clears the in-page offset of a host address. Host protections are
+// page-granular, so a fault anywhere in a page means the whole page is
+// inaccessible for that kind of access.
+var pageMask = ^uintptr(unix.Getpagesize() - 1)
+
+// Copy copies n bytes from host address src to host address dst.
+//
+// It returns the exact number of bytes copied before the first byte that could
+// not be accessed (read in src or written in dst): done == n and sig == 0 on
+// success; otherwise done < n, fault is the address of that first inaccessible
+// byte (src+done or dst+done) and sig is unix.SIGSEGV or unix.SIGBUS. Bytes of
+// dst before done hold the source bytes; bytes of dst at and beyond done may
+// have been written.
+//
+// Preconditions:
+//   - [src, src+n) and [dst, dst+n) do not wrap around the address space and
+//     are user-space addresses; memory in them that is mapped may be touched.
+//   - The two ranges do not overlap (through the same or aliased mappings), or
+//     the contents of dst are unspecified.
+//   - Any Go memory in either range is kept alive and pinned by the caller.
+func Copy(dst, src, n uintptr) (done, fault uintptr, sig unix.Signal) {
+	f, lb, s := memcpy(dst, src, n)
+	if s == 0 {
+		return n, 0, 0
+	}
+	return copyFault(dst, src, n, f, lb, s)
+}
+
+// copyFault turns a faulting memcpy into an exact count. f is the address the
+// kernel reported, lb the number of leading bytes memcpy had certainly copied.
+//
+//go:noinline
+func copyFault(dst, src, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
+	for {
+		// k: index of a byte known to be inaccessible (on side base).
+		var base uintptr
+		switch {
+		case f-src < n:
+			base = src
+		case f-dst < n:
+			base = dst
+		default:
+			panic(fmt.Sprintf("safecopy: signal %d at %#x outside src [%#x, %#x) and dst [%#x, %#x)", s, f, src, src+n, dst, dst+n))
+		}
+		k := lb
+		if p := f & pageMask; p > base+lb {
+			k = p - base
+		}
+		if k == lb {
+			return k, base + k, unix.Signal(s)
+		}
+		// [0, lb) is copied; copy [lb, k), which may still fault lower.
+		f2, lb2, s2 := memcpy(dst+lb, src+lb, k-lb)
+		if s2 == 0 {
+			return k, base + k, unix.Signal(s)
+		}
+		f, lb, s = f2, lb+lb2, s2
+	}
+}
+
+// Zero writes n zero bytes at host address dst.
+//
+// It returns the exact number of bytes zeroed before the first byte that could
+// not be written: done == n and sig == 0 on success; otherwise done < n, fault
+// is dst+done, the first unwritable byte, and sig is unix.SIGSEGV or
+// unix.SIGBUS. Bytes at and beyond done may have been written.
+//
+// Preconditions: [dst, dst+n) does not wrap around the address space and is a
+// user-space range; any Go memory in it is kept alive and pinned by the caller.
+func Zero(dst, n uintptr) (done, fault uintptr, sig unix.Signal) {
+	f, lb, s := memclr(dst, n)
+	if s == 0 {
+		return n, 0, 0
+	}
+	return zeroFault(dst, n, f, lb, s)
+}
+
+// zeroFault is copyFault for memclr.
+//
+//go:noinline
+func zeroFault(dst, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
+	for {
+		if f-dst >= n {
+			panic(fmt.Sprintf("safecopy: signal %d at %#x outside [%#x, %#x)", s, f, dst, dst+n))
+		}
+		k := lb
+		if p := f & pageMask; p > dst+lb {
+			k = p - dst
+		}
+		if k == lb {
+			return k, dst + k, unix.Signal(s)
+		}
+		f2, lb2, s2 := memclr(dst+lb, k-lb)
+		if s2 == 0 {
+			return k, dst + k, unix.Signal(s)
+		}
+		f, lb, s = f2, lb+lb2, s2
+	}
+}
+
+func checkAlign(addr, align uintptr) {
+	if addr&(align-1) != 0 {
+		panic(fmt.Sprintf("safecopy: address %#x is not %d-byte aligned", addr, align))
+	}
+}
+
+// SwapUint32 atomically stores new at host address addr and returns the value
+// it replaced. If the access faults, nothing is stored, old is 0, fault is
+// addr and sig is unix.SIGSEGV or unix.SIGBUS; otherwise fault and sig are 0.
+//
+// Preconditions: addr is 4-byte aligned (it panics otherwise).
+func SwapUint32(addr uintptr, new uint32) (old uint32, fault uintptr, sig unix.Signal) {
+	checkAlign(addr, 4)
+	old, s := swapUint32(addr, new)
+	if s != 0 {
+		return 0, addr, unix.Signal(s)
+	}
+	return old, 0, 0
+}
+
+// SwapUint64 is SwapUint32 for a 64-bit word.
+//
+// Preconditions: addr is 8-byte aligned (it panics otherwise).
+func SwapUint64(addr uintptr, new uint64) (old uint64, fault uintptr, sig unix.Signal) {
+	checkAlign(addr, 8)
+	old, s := swapUint64(addr, new)
+	if s != 0 {
+		return 0, addr, unix.Signal(s)
+	}
+	return old, 0, 0
+}
+
+// CompareAndSwapUint32 atomically stores new at host address addr if the
+// value there is old, and returns the value that was there (prev == old means
+// the swap happened). If the access faults, prev is 0, fault is addr and sig
+// is unix.SIGSEGV or unix.SIGBUS; otherwise fault and sig are 0.
+//
+// Preconditions: addr is 4-byte aligned (it panics otherwise).
+func CompareAndSwapUint32(addr uintptr, old, new uint32) (prev uint32, fault uintptr, sig unix.Signal) {
+	checkAlign(addr, 4)
+	prev, s := compareAndSwapUint32(addr, old, new)
+	if s != 0 {
+		return 0, addr, unix.Signal(s)
+	}
+	return prev, 0, 0
+}
+
+// CompareAndSwapUint64 is CompareAndSwapUint32 for a 64-bit word.
+//
+// Preconditions: addr is 8-byte aligned (it panics otherwise).
+func CompareAndSwapUint64(addr uintptr, old, new uint64) (prev uint64, fault uintptr, sig unix.Signal) {
+	checkAlign(addr, 8)
+	prev, s := compareAndSwapUint64(addr, old, new)
+	if s != 0 {
+		return 0, addr, unix.Signal(s)
+	}
+	return prev, 0, 0
+}
+
+// LoadUint32 atomically loads the value at host address addr. If the access
+// faults, val is 0, fault is addr and sig is unix.SIGSEGV or unix.SIGBUS;
+// otherwise fault and sig are 0.
+//
+// Preconditions: addr is 4-byte aligned (it panics otherwise).
+func LoadUint32(addr uintptr) (val uint32, fault uintptr, sig unix.Signal) {
+	checkAlign(addr, 4)
+	val, s := loadUint32(addr)
+	if s != 0 {
+		return 0, addr, unix.Signal(s)
+	}
+	return val, 0, 0
+}
+
+// LoadUint64 is LoadUint32 for a 64-bit word.
+//
+// Preconditions: addr is 8-byte aligned (it panics otherwise).
+func LoadUint64(addr uintptr) (val uint64, fault uintptr, sig unix.Signal) {
+	checkAlign(addr, 8)
+	val, s := loadUint64(addr)
+	if s != 0 {
+		return 0, addr, unix.Signal(s)
+	}
+	return val, 0, 0
+}
+
+// StoreUint32 atomically (sequentially consistently, like sync/atomic) stores
+// val at host address addr. If the access faults, nothing is stored, fault is
+// addr and sig is unix.SIGSEGV or unix.SIGBUS; otherwise both are 0.
+//
+// Preconditions: addr is 4-byte aligned (it panics otherwise).
+func StoreUint32(addr uintptr, val uint32) (fault uintptr, sig unix.Signal) {
+	checkAlign(addr, 4)
+	if s := storeUint32(addr, val); s != 0 {
+		return addr, unix.Signal(s)
+	}
+	return 0, 0
+}
+
+// StoreUint64 is StoreUint32 for a 64-bit word.
+//
+// Preconditions: addr is 8-byte aligned (it panics otherwise).
+func StoreUint64(addr uintptr, val uint64) (fault uintptr, sig unix.Signal) {
+	checkAlign(addr, 8)
+	if s := storeUint64(addr, val); s != 0 {
+		return addr, unix.Signal(s)
+	}
+	return 0, 0
+}

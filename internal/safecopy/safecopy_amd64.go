@@ -1,0 +1,92 @@
+//go:build linux && amd64
+
+package safecopy
+
+// The assembly routines below are ABI0 functions with no frame. If one of them
+// faults, the signal handler resumes the thread in the routine's fault stub,
+// which stores the fault address (where the routine has such a result), a
+// lower bound on its progress (ditto) and the signal number into the results
+// and returns to the caller. Otherwise sig is 0 and fault is unspecified.
+
+// memcpy copies n bytes from src to dst. On a fault, fault is the address the
+// kernel reported and done is a number of leading bytes certainly copied.
+//
+//go:noescape
+func memcpy(dst, src, n uintptr) (fault, done uintptr, sig int32)
+
+// memclr zeroes n bytes at dst; results as for memcpy.
+//
+//go:noescape
+func memclr(dst, n uintptr) (fault, done uintptr, sig int32)
+
+//go:noescape
+func swapUint32(addr uintptr, new uint32) (old uint32, sig int32)
+
+//go:noescape
+func swapUint64(addr uintptr, new uint64) (old uint64, sig int32)
+
+//go:noescape
+func compareAndSwapUint32(addr uintptr, old, new uint32) (prev uint32, sig int32)
+
+//go:noescape
+func compareAndSwapUint64(addr uintptr, old, new uint64) (prev uint64, sig int32)
+
+//go:noescape
+func loadUint32(addr uintptr) (val uint32, sig int32)
+
+//go:noescape
+func loadUint64(addr uintptr) (val uint64, sig int32)
+
+//go:noescape
+func storeUint32(addr uintptr, val uint32) (sig int32)
+
+//go:noescape
+func storeUint64(addr uintptr, val uint64) (sig int32)
+
+// sigHandler is the SIGSEGV/SIGBUS handler (sighandler_amd64.s). It is never
+// called from Go; only its address is used.
+func sigHandler()
+
+// routineAddrs returns the ABI0 entry points of the protected routines and of
+// their fault stubs, in faultRanges order, and of sigHandler. Go references
+// to an assembly function resolve to an ABIInternal wrapper, so the addresses
+// must be taken in assembly.
+func routineAddrs(routines, stubs *[numRoutines]uintptr) (handler uintptr)
+
+const numRoutines = 10
+
+// faultRange is one protected routine: a kernel fault whose PC is in
+// [begin, end) resumes at stub. Read by sigHandler: keep the layout.
+type faultRange struct {
+	begin, end, stub uintptr
+}
+
+// Read by sigHandler. Written only in init, before the handler is installed.
+var (
+	faultRanges  [numRoutines]faultRange
+	savedSIGSEGV uintptr // the handler we replaced, which we chain to
+	savedSIGBUS  uintptr
+)
+
+// Tuning knobs read by the assembly, set in init from the CPU's features.
+var (
+	useAVX2    bool    // AVX2 loops for n > 256; else SSE loops or REP
+	copyRepMin uintptr // memcpy uses REP MOVSB from this size
+	copyNTMin  uintptr // memcpy uses non-temporal stores from this size (below copyRepMin)
+	zeroRepMin uintptr // memclr uses REP STOSB from this size
+	zeroNTMin  uintptr // memclr uses non-temporal stores from this size
+)
+
+// The fault stubs. They are never called from Go; they are declared so that
+// vet checks their frame offsets against the routines they return from.
+
+func memcpyFault(dst, src, n uintptr) (fault, done uintptr, sig int32)
+func memclrFault(dst, n uintptr) (fault, done uintptr, sig int32)
+func swapUint32Fault(addr uintptr, new uint32) (old uint32, sig int32)
+func swapUint64Fault(addr uintptr, new uint64) (old uint64, sig int32)
+func compareAndSwapUint32Fault(addr uintptr, old, new uint32) (prev uint32, sig int32)
+func compareAndSwapUint64Fault(addr uintptr, old, new uint64) (prev uint64, sig int32)
+func loadUint32Fault(addr uintptr) (val uint32, sig int32)
+func loadUint64Fault(addr uintptr) (val uint64, sig int32)
+func storeUint32Fault(addr uintptr, val uint32) (sig int32)
+func storeUint64Fault(addr uintptr, val uint64) (sig int32)
