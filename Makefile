@@ -1,0 +1,34 @@
+# mmsim's build entry points. `make test` is what CI runs (.ci/run).
+
+GO       ?= go
+FUZZTIME ?= 10s
+# Nested modules (each has its own go.mod) tested along with the root one.
+NESTED   := $(patsubst %/go.mod,%,$(wildcard */go.mod))
+
+.PHONY: test fmt-check vet unit fuzz-smoke fuzz
+
+test: fmt-check vet unit fuzz-smoke
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	@for m in $(NESTED); do echo "go vet ($$m)"; (cd $$m && $(GO) vet ./...) || exit 1; done
+
+unit:
+	$(GO) test -race -count=1 ./...
+	@for m in $(NESTED); do echo "go test ($$m)"; (cd $$m && $(GO) test -race -count=1 ./...) || exit 1; done
+
+# Each fuzz target runs briefly on every `make test`; `make fuzz FUZZTIME=10m`
+# runs them longer by hand.
+FUZZ_TARGETS := \
+	./hostarch:FuzzAddrRangeSeq
+
+fuzz-smoke fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
