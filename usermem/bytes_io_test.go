@@ -357,3 +357,6 @@ func TestBytesIOSequence(t *testing.T) {
 		t.Errorf("BytesIOSequence(nil) = %v, want one zero-length range", e.Addrs)
 	}
 }
+
+func fromIOWriter(w io.Writer) safemem.Writer { return safemem.FromIOWriter{Writer: w} }
+func fromIOReader(r io.Reader) safemem.Reader { return safemem.FromIOReader{Reader: r} }
