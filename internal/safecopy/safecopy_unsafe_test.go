@@ -442,6 +442,15 @@ func TestStraddleFaultAddress(t *testing.T) {
 			t.Errorf("Copy straddling %d: (%d, %#x)", w, done, fault)
 		}
 	}
+	if cpu.X86.HasERMS {
+		saved := copyRepMin
+		copyRepMin = 0
+		f, lb, _ := memcpy(other.addr(), boundary-150, 300)
+		t.Logf("REP MOVSB reading into the bad page: kernel reports %s (done >= %d)", describe(f, boundary), lb)
+		f, lb, _ = memcpy(boundary-150, other.addr(), 300)
+		t.Logf("REP MOVSB writing into the bad page: kernel reports %s (done >= %d)", describe(f, boundary), lb)
+		copyRepMin = saved
+	}
 }
 
 func describe(f, boundary uintptr) string {
