@@ -50,7 +50,7 @@ func BenchmarkSafecopyCopy(b *testing.B) {
 		run  func(b *testing.B, dst, src []byte)
 	}{
 		{"mmsim", func(b *testing.B, dst, src []byte) {
-			d, s, n := uintptr(unsafe.Pointer(&dst[0])), uintptr(unsafe.Pointer(&src[0])), uintptr(len(dst))
+			d, s, n := unsafe.Pointer(&dst[0]), unsafe.Pointer(&src[0]), uintptr(len(dst))
 			for b.Loop() {
 				if _, _, sig := safecopy.Copy(d, s, n); sig != 0 {
 					b.Fatal(sig)
@@ -89,7 +89,7 @@ func BenchmarkSafecopyZero(b *testing.B) {
 		run  func(b *testing.B, dst []byte)
 	}{
 		{"mmsim", func(b *testing.B, dst []byte) {
-			d, n := uintptr(unsafe.Pointer(&dst[0])), uintptr(len(dst))
+			d, n := unsafe.Pointer(&dst[0]), uintptr(len(dst))
 			for b.Loop() {
 				if _, _, sig := safecopy.Zero(d, n); sig != 0 {
 					b.Fatal(sig)

@@ -194,7 +194,7 @@ func Copy(dst, src Block) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	done, fault, sig := safecopy.Copy(uintptr(dst.start), uintptr(src.start), uintptr(n))
+	done, fault, sig := safecopy.Copy(dst.start, src.start, uintptr(n))
 	if sig != 0 {
 		return int(done), faultError(fault, sig)
 	}
@@ -214,7 +214,7 @@ func Zero(dst Block) (int, error) {
 	if dst.length == 0 {
 		return 0, nil
 	}
-	done, fault, sig := safecopy.Zero(uintptr(dst.start), uintptr(dst.length))
+	done, fault, sig := safecopy.Zero(dst.start, uintptr(dst.length))
 	if sig != 0 {
 		return int(done), faultError(fault, sig)
 	}
@@ -245,7 +245,7 @@ func SwapUint32(b Block, new uint32) (uint32, error) {
 	if !b.needSafecopy {
 		return atomic.SwapUint32((*uint32)(b.start), new), nil
 	}
-	old, fault, sig := safecopy.SwapUint32(uintptr(b.start), new)
+	old, fault, sig := safecopy.SwapUint32(b.start, new)
 	if sig != 0 {
 		return 0, faultError(fault, sig)
 	}
@@ -272,7 +272,7 @@ func CompareAndSwapUint32(b Block, old, new uint32) (uint32, error) {
 			}
 		}
 	}
-	prev, fault, sig := safecopy.CompareAndSwapUint32(uintptr(b.start), old, new)
+	prev, fault, sig := safecopy.CompareAndSwapUint32(b.start, old, new)
 	if sig != 0 {
 		return 0, faultError(fault, sig)
 	}
@@ -289,7 +289,7 @@ func LoadUint32(b Block) (uint32, error) {
 	if !b.needSafecopy {
 		return atomic.LoadUint32((*uint32)(b.start)), nil
 	}
-	v, fault, sig := safecopy.LoadUint32(uintptr(b.start))
+	v, fault, sig := safecopy.LoadUint32(b.start)
 	if sig != 0 {
 		return 0, faultError(fault, sig)
 	}

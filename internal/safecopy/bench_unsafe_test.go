@@ -37,7 +37,7 @@ func BenchmarkCopy(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, sig := Copy(d, s, uintptr(n)); sig != 0 {
+				if _, _, sig := uCopy(d, s, uintptr(n)); sig != 0 {
 					b.Fatal(sig)
 				}
 			}
@@ -67,7 +67,7 @@ func BenchmarkZero(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, sig := Zero(d, uintptr(n)); sig != 0 {
+				if _, _, sig := uZero(d, uintptr(n)); sig != 0 {
 					b.Fatal(sig)
 				}
 			}
@@ -96,6 +96,6 @@ func BenchmarkCopyFault(b *testing.B) {
 	other := mapRegion(b, 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		Copy(other.addr(), r.addr()+pageSize-64, 128)
+		uCopy(other.addr(), r.addr()+pageSize-64, 128)
 	}
 }

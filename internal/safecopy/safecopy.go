@@ -4,6 +4,7 @@ package safecopy
 
 import (
 	"fmt"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,9 +28,13 @@ var pageMask = ^uintptr(unix.Getpagesize() - 1)
 //     are user-space addresses; memory in them that is mapped may be touched.
 //   - The two ranges do not overlap (through the same or aliased mappings), or
 //     the contents of dst are unspecified.
-//   - Any Go memory in either range is kept alive and pinned by the caller.
-func Copy(dst, src, n uintptr) (done, fault uintptr, sig unix.Signal) {
-	f, lb, s := memcpy(dst, src, n)
+//
+// dst and src are pointers, not uintptrs, so that Go memory they refer to
+// (even on a goroutine stack, which may move) stays valid throughout; they
+// become uintptrs only in the argument lists of the assembly calls, where
+// the compiler keeps the referenced objects in place.
+func Copy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig unix.Signal) {
+	f, lb, s := memcpy(uintptr(dst), uintptr(src), n)
 	if s == 0 {
 		return n, 0, 0
 	}
@@ -40,8 +45,11 @@ func Copy(dst, src, n uintptr) (done, fault uintptr, sig unix.Signal) {
 // kernel reported, lb the number of leading bytes memcpy had certainly copied.
 //
 //go:noinline
-func copyFault(dst, src, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
+func copyFault(dstp, srcp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
 	for {
+		// Addresses are compared as integers; memory is only reached
+		// through the pointers.
+		dst, src := uintptr(dstp), uintptr(srcp)
 		// k: index of a byte known to be inaccessible (on side base).
 		var base uintptr
 		switch {
@@ -60,7 +68,7 @@ func copyFault(dst, src, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Sign
 			return k, base + k, unix.Signal(s)
 		}
 		// [0, lb) is copied; copy [lb, k), which may still fault lower.
-		f2, lb2, s2 := memcpy(dst+lb, src+lb, k-lb)
+		f2, lb2, s2 := memcpy(uintptr(unsafe.Add(dstp, lb)), uintptr(unsafe.Add(srcp, lb)), k-lb)
 		if s2 == 0 {
 			return k, base + k, unix.Signal(s)
 		}
@@ -76,9 +84,9 @@ func copyFault(dst, src, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Sign
 // unix.SIGBUS. Bytes at and beyond done may have been written.
 //
 // Preconditions: [dst, dst+n) does not wrap around the address space and is a
-// user-space range; any Go memory in it is kept alive and pinned by the caller.
-func Zero(dst, n uintptr) (done, fault uintptr, sig unix.Signal) {
-	f, lb, s := memclr(dst, n)
+// user-space range. dst is a pointer for the reason given at Copy.
+func Zero(dst unsafe.Pointer, n uintptr) (done, fault uintptr, sig unix.Signal) {
+	f, lb, s := memclr(uintptr(dst), n)
 	if s == 0 {
 		return n, 0, 0
 	}
@@ -88,8 +96,9 @@ func Zero(dst, n uintptr) (done, fault uintptr, sig unix.Signal) {
 // zeroFault is copyFault for memclr.
 //
 //go:noinline
-func zeroFault(dst, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
+func zeroFault(dstp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
 	for {
+		dst := uintptr(dstp)
 		if f-dst >= n {
 			panic(fmt.Sprintf("safecopy: signal %d at %#x outside [%#x, %#x)", s, f, dst, dst+n))
 		}
@@ -100,7 +109,7 @@ func zeroFault(dst, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
 		if k == lb {
 			return k, dst + k, unix.Signal(s)
 		}
-		f2, lb2, s2 := memclr(dst+lb, k-lb)
+		f2, lb2, s2 := memclr(uintptr(unsafe.Add(dstp, lb)), k-lb)
 		if s2 == 0 {
 			return k, dst + k, unix.Signal(s)
 		}
@@ -114,14 +123,15 @@ func checkAlign(addr, align uintptr) {
 	}
 }
 
-// SwapUint32 atomically stores new at host address addr and returns the value
+// SwapUint32 atomically stores new at host address p and returns the value
 // it replaced. If the access faults, nothing is stored, old is 0, fault is
-// addr and sig is unix.SIGSEGV or unix.SIGBUS; otherwise fault and sig are 0.
+// the address of p and sig is unix.SIGSEGV or unix.SIGBUS; otherwise fault and sig are 0.
 //
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
-func SwapUint32(addr uintptr, new uint32) (old uint32, fault uintptr, sig unix.Signal) {
+func SwapUint32(p unsafe.Pointer, new uint32) (old uint32, fault uintptr, sig unix.Signal) {
+	addr := uintptr(p)
 	checkAlign(addr, 4)
-	old, s := swapUint32(addr, new)
+	old, s := swapUint32(uintptr(p), new)
 	if s != 0 {
 		return 0, addr, unix.Signal(s)
 	}
@@ -131,24 +141,26 @@ func SwapUint32(addr uintptr, new uint32) (old uint32, fault uintptr, sig unix.S
 // SwapUint64 is SwapUint32 for a 64-bit word.
 //
 // Preconditions: addr is 8-byte aligned (it panics otherwise).
-func SwapUint64(addr uintptr, new uint64) (old uint64, fault uintptr, sig unix.Signal) {
+func SwapUint64(p unsafe.Pointer, new uint64) (old uint64, fault uintptr, sig unix.Signal) {
+	addr := uintptr(p)
 	checkAlign(addr, 8)
-	old, s := swapUint64(addr, new)
+	old, s := swapUint64(uintptr(p), new)
 	if s != 0 {
 		return 0, addr, unix.Signal(s)
 	}
 	return old, 0, 0
 }
 
-// CompareAndSwapUint32 atomically stores new at host address addr if the
+// CompareAndSwapUint32 atomically stores new at host address p if the
 // value there is old, and returns the value that was there (prev == old means
 // the swap happened). If the access faults, prev is 0, fault is addr and sig
 // is unix.SIGSEGV or unix.SIGBUS; otherwise fault and sig are 0.
 //
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
-func CompareAndSwapUint32(addr uintptr, old, new uint32) (prev uint32, fault uintptr, sig unix.Signal) {
+func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, fault uintptr, sig unix.Signal) {
+	addr := uintptr(p)
 	checkAlign(addr, 4)
-	prev, s := compareAndSwapUint32(addr, old, new)
+	prev, s := compareAndSwapUint32(uintptr(p), old, new)
 	if s != 0 {
 		return 0, addr, unix.Signal(s)
 	}
@@ -158,23 +170,25 @@ func CompareAndSwapUint32(addr uintptr, old, new uint32) (prev uint32, fault uin
 // CompareAndSwapUint64 is CompareAndSwapUint32 for a 64-bit word.
 //
 // Preconditions: addr is 8-byte aligned (it panics otherwise).
-func CompareAndSwapUint64(addr uintptr, old, new uint64) (prev uint64, fault uintptr, sig unix.Signal) {
+func CompareAndSwapUint64(p unsafe.Pointer, old, new uint64) (prev uint64, fault uintptr, sig unix.Signal) {
+	addr := uintptr(p)
 	checkAlign(addr, 8)
-	prev, s := compareAndSwapUint64(addr, old, new)
+	prev, s := compareAndSwapUint64(uintptr(p), old, new)
 	if s != 0 {
 		return 0, addr, unix.Signal(s)
 	}
 	return prev, 0, 0
 }
 
-// LoadUint32 atomically loads the value at host address addr. If the access
+// LoadUint32 atomically loads the value at host address p. If the access
 // faults, val is 0, fault is addr and sig is unix.SIGSEGV or unix.SIGBUS;
 // otherwise fault and sig are 0.
 //
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
-func LoadUint32(addr uintptr) (val uint32, fault uintptr, sig unix.Signal) {
+func LoadUint32(p unsafe.Pointer) (val uint32, fault uintptr, sig unix.Signal) {
+	addr := uintptr(p)
 	checkAlign(addr, 4)
-	val, s := loadUint32(addr)
+	val, s := loadUint32(uintptr(p))
 	if s != 0 {
 		return 0, addr, unix.Signal(s)
 	}
@@ -184,9 +198,10 @@ func LoadUint32(addr uintptr) (val uint32, fault uintptr, sig unix.Signal) {
 // LoadUint64 is LoadUint32 for a 64-bit word.
 //
 // Preconditions: addr is 8-byte aligned (it panics otherwise).
-func LoadUint64(addr uintptr) (val uint64, fault uintptr, sig unix.Signal) {
+func LoadUint64(p unsafe.Pointer) (val uint64, fault uintptr, sig unix.Signal) {
+	addr := uintptr(p)
 	checkAlign(addr, 8)
-	val, s := loadUint64(addr)
+	val, s := loadUint64(uintptr(p))
 	if s != 0 {
 		return 0, addr, unix.Signal(s)
 	}
@@ -194,13 +209,14 @@ func LoadUint64(addr uintptr) (val uint64, fault uintptr, sig unix.Signal) {
 }
 
 // StoreUint32 atomically (sequentially consistently, like sync/atomic) stores
-// val at host address addr. If the access faults, nothing is stored, fault is
-// addr and sig is unix.SIGSEGV or unix.SIGBUS; otherwise both are 0.
+// val at host address p. If the access faults, nothing is stored, fault is
+// the address of p and sig is unix.SIGSEGV or unix.SIGBUS; otherwise both are 0.
 //
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
-func StoreUint32(addr uintptr, val uint32) (fault uintptr, sig unix.Signal) {
+func StoreUint32(p unsafe.Pointer, val uint32) (fault uintptr, sig unix.Signal) {
+	addr := uintptr(p)
 	checkAlign(addr, 4)
-	if s := storeUint32(addr, val); s != 0 {
+	if s := storeUint32(uintptr(p), val); s != 0 {
 		return addr, unix.Signal(s)
 	}
 	return 0, 0
@@ -209,9 +225,10 @@ func StoreUint32(addr uintptr, val uint32) (fault uintptr, sig unix.Signal) {
 // StoreUint64 is StoreUint32 for a 64-bit word.
 //
 // Preconditions: addr is 8-byte aligned (it panics otherwise).
-func StoreUint64(addr uintptr, val uint64) (fault uintptr, sig unix.Signal) {
+func StoreUint64(p unsafe.Pointer, val uint64) (fault uintptr, sig unix.Signal) {
+	addr := uintptr(p)
 	checkAlign(addr, 8)
-	if s := storeUint64(addr, val); s != 0 {
+	if s := storeUint64(uintptr(p), val); s != 0 {
 		return addr, unix.Signal(s)
 	}
 	return 0, 0

@@ -117,10 +117,10 @@ func (c copyCase) check(t *testing.T, dstOK func(i uintptr) bool) {
 		*(*byte)(ptr(c.dst + i)) = ^*(*byte)(ptr(c.src + i))
 	}
 	_ = srcOK
-	done, fault, sig := Copy(c.dst, c.src, c.n)
+	done, fault, sig := uCopy(c.dst, c.src, c.n)
 	if c.want >= c.n {
 		if done != c.n || fault != 0 || sig != 0 {
-			t.Fatalf("Copy(%#x, %#x, %d) = (%d, %#x, %v), want (%d, 0, 0)", c.dst, c.src, c.n, done, fault, sig, c.n)
+			t.Fatalf("uCopy(%#x, %#x, %d) = (%d, %#x, %v), want (%d, 0, 0)", c.dst, c.src, c.n, done, fault, sig, c.n)
 		}
 	} else {
 		wantFault := c.src + c.want
@@ -128,11 +128,11 @@ func (c copyCase) check(t *testing.T, dstOK func(i uintptr) bool) {
 			wantFault = c.dst + c.want
 		}
 		if done != c.want || fault != wantFault || sig != c.wantSig {
-			t.Fatalf("Copy(%#x, %#x, %d) = (%d, %#x, %v), want (%d, %#x, %v)", c.dst, c.src, c.n, done, fault, sig, c.want, wantFault, c.wantSig)
+			t.Fatalf("uCopy(%#x, %#x, %d) = (%d, %#x, %v), want (%d, %#x, %v)", c.dst, c.src, c.n, done, fault, sig, c.want, wantFault, c.wantSig)
 		}
 	}
 	if !bytes.Equal(bytesAt(c.dst, end), bytesAt(c.src, end)) {
-		t.Fatalf("Copy(%#x, %#x, %d): the %d bytes before the fault differ", c.dst, c.src, c.n, end)
+		t.Fatalf("uCopy(%#x, %#x, %d): the %d bytes before the fault differ", c.dst, c.src, c.n, end)
 	}
 }
 
@@ -234,17 +234,17 @@ func checkZero(t *testing.T, dst, n, want uintptr, wantSig unix.Signal) {
 	for i := uintptr(0); i < end; i++ {
 		*(*byte)(ptr(dst + i)) = 0xa5
 	}
-	done, fault, sig := Zero(dst, n)
+	done, fault, sig := uZero(dst, n)
 	if want >= n {
 		if done != n || fault != 0 || sig != 0 {
-			t.Fatalf("Zero(%#x, %d) = (%d, %#x, %v), want (%d, 0, 0)", dst, n, done, fault, sig, n)
+			t.Fatalf("uZero(%#x, %d) = (%d, %#x, %v), want (%d, 0, 0)", dst, n, done, fault, sig, n)
 		}
 	} else if done != want || fault != dst+want || sig != wantSig {
-		t.Fatalf("Zero(%#x, %d) = (%d, %#x, %v), want (%d, %#x, %v)", dst, n, done, fault, sig, want, dst+want, wantSig)
+		t.Fatalf("uZero(%#x, %d) = (%d, %#x, %v), want (%d, %#x, %v)", dst, n, done, fault, sig, want, dst+want, wantSig)
 	}
 	for i, b := range bytesAt(dst, end) {
 		if b != 0 {
-			t.Fatalf("Zero(%#x, %d): byte %d is %#x", dst, n, i, b)
+			t.Fatalf("uZero(%#x, %d): byte %d is %#x", dst, n, i, b)
 		}
 	}
 }
@@ -320,10 +320,10 @@ func TestSIGBUS(t *testing.T) {
 			}
 		}
 	})
-	if _, fault, sig := LoadUint32(boundary + 8); fault != boundary+8 || sig != unix.SIGBUS {
+	if _, fault, sig := uLoadUint32(boundary + 8); fault != boundary+8 || sig != unix.SIGBUS {
 		t.Errorf("LoadUint32 past EOF = (%#x, %v), want (%#x, SIGBUS)", fault, sig, boundary+8)
 	}
-	if _, fault, sig := SwapUint64(boundary, 1); fault != boundary || sig != unix.SIGBUS {
+	if _, fault, sig := uSwapUint64(boundary, 1); fault != boundary || sig != unix.SIGBUS {
 		t.Errorf("SwapUint64 past EOF = (%#x, %v), want (%#x, SIGBUS)", fault, sig, boundary)
 	}
 }
@@ -338,35 +338,35 @@ func TestAtomics(t *testing.T) {
 	w32 := (*uint32)(ptr(good))
 	w64 := (*uint64)(ptr(good))
 	*w64 = 0x1111111122222222
-	if v, f, s := LoadUint64(good); v != 0x1111111122222222 || f != 0 || s != 0 {
+	if v, f, s := uLoadUint64(good); v != 0x1111111122222222 || f != 0 || s != 0 {
 		t.Errorf("LoadUint64 = (%#x, %#x, %v)", v, f, s)
 	}
-	if v, f, s := SwapUint64(good, 7); v != 0x1111111122222222 || f != 0 || s != 0 || *w64 != 7 {
+	if v, f, s := uSwapUint64(good, 7); v != 0x1111111122222222 || f != 0 || s != 0 || *w64 != 7 {
 		t.Errorf("SwapUint64 = (%#x, %#x, %v), now %#x", v, f, s, *w64)
 	}
-	if v, _, _ := CompareAndSwapUint64(good, 6, 9); v != 7 || *w64 != 7 {
+	if v, _, _ := uCompareAndSwapUint64(good, 6, 9); v != 7 || *w64 != 7 {
 		t.Errorf("failing CompareAndSwapUint64 = %d, now %d", v, *w64)
 	}
-	if v, _, _ := CompareAndSwapUint64(good, 7, 9); v != 7 || *w64 != 9 {
+	if v, _, _ := uCompareAndSwapUint64(good, 7, 9); v != 7 || *w64 != 9 {
 		t.Errorf("CompareAndSwapUint64 = %d, now %d", v, *w64)
 	}
-	if f, s := StoreUint64(good, 1<<40); f != 0 || s != 0 || *w64 != 1<<40 {
+	if f, s := uStoreUint64(good, 1<<40); f != 0 || s != 0 || *w64 != 1<<40 {
 		t.Errorf("StoreUint64 = (%#x, %v), now %#x", f, s, *w64)
 	}
 	*w32 = 5
-	if v, f, s := LoadUint32(good); v != 5 || f != 0 || s != 0 {
+	if v, f, s := uLoadUint32(good); v != 5 || f != 0 || s != 0 {
 		t.Errorf("LoadUint32 = (%d, %#x, %v)", v, f, s)
 	}
-	if v, _, _ := SwapUint32(good, 6); v != 5 || *w32 != 6 {
+	if v, _, _ := uSwapUint32(good, 6); v != 5 || *w32 != 6 {
 		t.Errorf("SwapUint32 = %d, now %d", v, *w32)
 	}
-	if v, _, _ := CompareAndSwapUint32(good, 5, 8); v != 6 || *w32 != 6 {
+	if v, _, _ := uCompareAndSwapUint32(good, 5, 8); v != 6 || *w32 != 6 {
 		t.Errorf("failing CompareAndSwapUint32 = %d, now %d", v, *w32)
 	}
-	if v, _, _ := CompareAndSwapUint32(good, 6, 8); v != 6 || *w32 != 8 {
+	if v, _, _ := uCompareAndSwapUint32(good, 6, 8); v != 6 || *w32 != 8 {
 		t.Errorf("CompareAndSwapUint32 = %d, now %d", v, *w32)
 	}
-	if f, s := StoreUint32(good, 3); f != 0 || s != 0 || *w32 != 3 {
+	if f, s := uStoreUint32(good, 3); f != 0 || s != 0 || *w32 != 3 {
 		t.Errorf("StoreUint32 = (%#x, %v), now %d", f, s, *w32)
 	}
 
@@ -376,14 +376,14 @@ func TestAtomics(t *testing.T) {
 		do    func(addr uintptr) (uintptr, unix.Signal)
 	}
 	ops := []op{
-		{"LoadUint32", false, func(a uintptr) (uintptr, unix.Signal) { _, f, s := LoadUint32(a); return f, s }},
-		{"LoadUint64", false, func(a uintptr) (uintptr, unix.Signal) { _, f, s := LoadUint64(a); return f, s }},
-		{"SwapUint32", true, func(a uintptr) (uintptr, unix.Signal) { _, f, s := SwapUint32(a, 1); return f, s }},
-		{"SwapUint64", true, func(a uintptr) (uintptr, unix.Signal) { _, f, s := SwapUint64(a, 1); return f, s }},
-		{"CompareAndSwapUint32", true, func(a uintptr) (uintptr, unix.Signal) { _, f, s := CompareAndSwapUint32(a, 0, 1); return f, s }},
-		{"CompareAndSwapUint64", true, func(a uintptr) (uintptr, unix.Signal) { _, f, s := CompareAndSwapUint64(a, 0, 1); return f, s }},
-		{"StoreUint32", true, func(a uintptr) (uintptr, unix.Signal) { return StoreUint32(a, 1) }},
-		{"StoreUint64", true, func(a uintptr) (uintptr, unix.Signal) { return StoreUint64(a, 1) }},
+		{"LoadUint32", false, func(a uintptr) (uintptr, unix.Signal) { _, f, s := uLoadUint32(a); return f, s }},
+		{"LoadUint64", false, func(a uintptr) (uintptr, unix.Signal) { _, f, s := uLoadUint64(a); return f, s }},
+		{"SwapUint32", true, func(a uintptr) (uintptr, unix.Signal) { _, f, s := uSwapUint32(a, 1); return f, s }},
+		{"SwapUint64", true, func(a uintptr) (uintptr, unix.Signal) { _, f, s := uSwapUint64(a, 1); return f, s }},
+		{"CompareAndSwapUint32", true, func(a uintptr) (uintptr, unix.Signal) { _, f, s := uCompareAndSwapUint32(a, 0, 1); return f, s }},
+		{"CompareAndSwapUint64", true, func(a uintptr) (uintptr, unix.Signal) { _, f, s := uCompareAndSwapUint64(a, 0, 1); return f, s }},
+		{"StoreUint32", true, func(a uintptr) (uintptr, unix.Signal) { return uStoreUint32(a, 1) }},
+		{"StoreUint64", true, func(a uintptr) (uintptr, unix.Signal) { return uStoreUint64(a, 1) }},
 	}
 	for _, o := range ops {
 		if f, s := o.do(none); f != none || s != unix.SIGSEGV {
@@ -406,7 +406,7 @@ func TestAtomicMisalignedPanics(t *testing.T) {
 			t.Error("LoadUint64 of a misaligned address did not panic")
 		}
 	}()
-	LoadUint64(r.addr() + 4)
+	uLoadUint64(r.addr() + 4)
 }
 
 // TestStraddleFaultAddress records what the kernel reports for an access
@@ -438,7 +438,7 @@ func TestStraddleFaultAddress(t *testing.T) {
 		if s != int32(unix.SIGSEGV) || f < boundary {
 			t.Errorf("%d-byte straddling store: fault %#x sig %d", w, f, s)
 		}
-		if done, fault, _ := Copy(other.addr(), src, n); done != w/2 || fault != boundary {
+		if done, fault, _ := uCopy(other.addr(), src, n); done != w/2 || fault != boundary {
 			t.Errorf("Copy straddling %d: (%d, %#x)", w, done, fault)
 		}
 	}
@@ -475,19 +475,19 @@ func TestConcurrentFaults(t *testing.T) {
 			for i := 0; i < 2000; i++ {
 				off := uintptr((i*31 + g*17) % 600)
 				n := uintptr((i*13+g)%700) + 1
-				done, fault, sig := Copy(d, boundary-off, n)
+				done, fault, sig := uCopy(d, boundary-off, n)
 				wantDone := min(n, off)
 				if done != wantDone || (n > off) != (sig == unix.SIGSEGV) || (n > off && fault != boundary) {
-					t.Errorf("goroutine %d: Copy(n=%d, off=%d) = (%d, %#x, %v)", g, n, off, done, fault, sig)
+					t.Errorf("goroutine %d: uCopy(n=%d, off=%d) = (%d, %#x, %v)", g, n, off, done, fault, sig)
 					return
 				}
 				if i%3 == 0 {
-					if done, _, _ := Zero(boundary-off, n); done != wantDone {
-						t.Errorf("goroutine %d: Zero(n=%d, off=%d) = %d", g, n, off, done)
+					if done, _, _ := uZero(boundary-off, n); done != wantDone {
+						t.Errorf("goroutine %d: uZero(n=%d, off=%d) = %d", g, n, off, done)
 						return
 					}
 				}
-				if _, fault, _ := LoadUint32(boundary + uintptr(i%1024)*4); fault == 0 {
+				if _, fault, _ := uLoadUint32(boundary + uintptr(i%1024)*4); fault == 0 {
 					t.Errorf("goroutine %d: LoadUint32 on PROT_NONE did not fault", g)
 					return
 				}
@@ -567,7 +567,7 @@ func TestCopyBothSidesBad(t *testing.T) {
 				dst.protect(t, dBad, 1, unix.PROT_NONE)
 				s := src.addr() + uintptr(sBad)*pageSize - sOff
 				d := dst.addr() + uintptr(dBad)*pageSize - dOff
-				done, fault, sig := Copy(d, s, n)
+				done, fault, sig := uCopy(d, s, n)
 				want := min(sOff, dOff)
 				okFault := (sOff <= dOff && fault == s+want) || (dOff <= sOff && fault == d+want)
 				if done != want || !okFault || sig != unix.SIGSEGV {

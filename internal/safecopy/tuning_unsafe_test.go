@@ -20,13 +20,13 @@ func BenchmarkStrategies(b *testing.B) {
 			b.Run("op=copy/size="+sizeName(n)+"/path="+st.name, func(b *testing.B) {
 				b.SetBytes(int64(n))
 				for b.Loop() {
-					Copy(d, s, uintptr(n))
+					uCopy(d, s, uintptr(n))
 				}
 			})
 			b.Run("op=zero/size="+sizeName(n)+"/path="+st.name, func(b *testing.B) {
 				b.SetBytes(int64(n))
 				for b.Loop() {
-					Zero(d, uintptr(n))
+					uZero(d, uintptr(n))
 				}
 			})
 		}
