@@ -3,3 +3,5 @@ module github.com/mmsim/mmsim
 go 1.26.0
 
 require golang.org/x/sys v0.50.0
+
+require github.com/google/btree v1.1.3

@@ -1,0 +1,42 @@
+// Package addrspace simulates a process's virtual address space on real
+// host memory: Mmap, Munmap and Mprotect on simulated addresses, and
+// gVisor's usermem.IO copy interface over them, where touching an unmapped
+// or forbidden page is an EFAULT return with the exact number of bytes that
+// did move, never a crash.
+//
+// # How it works
+//
+// An AddressSpace of Size bytes reserves two ranges of host address space of
+// Size bytes each: the app view, whose pages carry the application's
+// protections (Perms), and the max view, whose pages carry the most the
+// mapped target allows (MaxPerms). Simulated address a is host address
+// view+a. Every mapped page is a MAP_SHARED host mapping of (file, offset)
+// in both views, so both always show the same bytes. A copy is a bounds
+// check and one fault-safe memmove over a view: no lock and no lookup, the
+// host MMU checks every permission. Only when the copy faults does the
+// address space take its lock, look the address up, and either return
+// EFAULT (unmapped page, forbidden access, SIGBUS) or resolve the fault
+// (copy-on-write) and resume the copy.
+//
+// # Linux concepts and the types that play them
+//
+//	mm_struct                  AddressSpace
+//	vm_area_struct (VMA)       an entry of the AddressSpace's B-tree (see Mappings)
+//	page tables / PTEs         host mappings in the two views (package pma)
+//	anonymous memory, shmem    pages of the AddressSpace's memory file (memfd)
+//	page cache                 the user's file, mapped MAP_SHARED
+//	copy-on-write (private     the file page mapped read-only; the first write
+//	  file mapping)              copies it into the memory file and remaps it
+//	copy_{to,from}_user        the usermem.IO methods
+//	access_ok                  the bounds check against Size
+//	/proc/PID/maps             WriteMaps
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. Copies take no lock;
+// Mmap, Munmap, Mprotect and fault resolution hold the address space's
+// mutex. A copy racing with Munmap sees, page by page, either the old
+// mapping or EFAULT, as on Linux. Close must be called only after every
+// other call on the AddressSpace has returned; calls made after Close
+// return an error and touch no host memory.
+package addrspace

@@ -1,0 +1,88 @@
+package addrspace
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/mmsim/mmsim/hostarch"
+	"golang.org/x/sys/unix"
+)
+
+// FaultReason says why a simulated memory access failed.
+type FaultReason int
+
+const (
+	// FaultUnmapped: no mapping covers the address, or it lies beyond the
+	// address space's Size.
+	FaultUnmapped FaultReason = iota + 1
+
+	// FaultProtection: a mapping covers the address, but its permissions
+	// (Perms, or MaxPerms with IOOpts.IgnorePermissions) forbid the access.
+	FaultProtection
+
+	// FaultBus: the mapping's file does not extend to the address (the file
+	// was truncated under the mapping); the host raised SIGBUS.
+	FaultBus
+)
+
+// String returns "unmapped", "protection" or "bus error".
+func (r FaultReason) String() string {
+	switch r {
+	case FaultUnmapped:
+		return "unmapped"
+	case FaultProtection:
+		return "protection"
+	case FaultBus:
+		return "bus error"
+	default:
+		return fmt.Sprintf("FaultReason(%d)", int(r))
+	}
+}
+
+// A FaultError describes a simulated memory access that failed. It wraps
+// unix.EFAULT, so errors.Is(err, unix.EFAULT) holds; use errors.As to get
+// the detail.
+type FaultError struct {
+	// Addr is the simulated address of the first byte that could not be
+	// accessed.
+	Addr hostarch.Addr
+
+	// Access is the access that failed (Read, Write, or ReadWrite for the
+	// atomics that modify memory).
+	Access hostarch.AccessType
+
+	// Reason says why.
+	Reason FaultReason
+}
+
+// Error implements error.Error.
+func (e *FaultError) Error() string {
+	return fmt.Sprintf("addrspace: %s fault at %#x (%s): %v", e.Access, e.Addr, e.Reason, unix.EFAULT)
+}
+
+// Unwrap returns unix.EFAULT.
+func (e *FaultError) Unwrap() error {
+	return unix.EFAULT
+}
+
+// ErrClosed is returned (wrapped) by every method of an AddressSpace that
+// has been closed. The IO methods' errors also satisfy
+// errors.Is(err, unix.EFAULT); Close's satisfies errors.Is(err, unix.EBADF).
+var ErrClosed = errors.New("addrspace: address space is closed")
+
+// closedError is ErrClosed with the errno a caller translating to Linux
+// errors should see.
+type closedError struct{ errno unix.Errno }
+
+func (e closedError) Error() string        { return ErrClosed.Error() + ": " + e.errno.Error() }
+func (e closedError) Is(target error) bool { return target == ErrClosed || target == e.errno }
+
+var (
+	errClosedIO     error = closedError{unix.EFAULT}
+	errClosedMgmt   error = closedError{unix.EINVAL}
+	errClosedTwice  error = closedError{unix.EBADF}
+	errOutOfRange         = func(addr hostarch.Addr, at hostarch.AccessType) error { return &FaultError{Addr: addr, Access: at, Reason: FaultUnmapped} }
+	errMisalignedIO       = func(addr hostarch.Addr) error {
+		return fmt.Errorf("addrspace: atomic access at %#x is not 4-byte aligned: %w", addr, unix.EINVAL)
+	}
+)

@@ -1,0 +1,101 @@
+package addrspace
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+
+	"github.com/mmsim/mmsim/hostarch"
+)
+
+// A Mapping describes one mapping of an address space, as a line of
+// /proc/PID/maps does. Adjacent mappings never have the same attributes
+// with contiguous backing: such mappings are merged.
+type Mapping struct {
+	// Range is the mapping's simulated address range.
+	Range hostarch.AddrRange
+
+	// Perms are the application's permissions; MaxPerms the most Mprotect
+	// may grant.
+	Perms, MaxPerms hostarch.AccessType
+
+	// Private is true for MAP_PRIVATE mappings.
+	Private bool
+
+	// FileName is the name of the mapped file (as given to os.Open), or ""
+	// for anonymous memory.
+	FileName string
+
+	// Offset is the file offset of Range.Start (0 for anonymous memory).
+	Offset uint64
+
+	// Dev and Inode identify the mapped file (0 for anonymous memory).
+	Dev, Inode uint64
+}
+
+// Mappings returns the address space's mappings in address order. It
+// returns nil after Close.
+func (as *AddressSpace) Mappings() []Mapping {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.closed.Load() {
+		return nil
+	}
+	ms := make([]Mapping, 0, as.vmas.Len())
+	as.vmas.Ascend(func(v *vma) bool {
+		m := Mapping{
+			Range:    v.ar(),
+			Perms:    v.perms,
+			MaxPerms: v.maxPerms,
+			Private:  v.private,
+		}
+		if v.file != nil {
+			m.FileName, m.Offset, m.Dev, m.Inode = v.file.name, v.off, v.file.dev, v.file.ino
+		}
+		ms = append(ms, m)
+		return true
+	})
+	return ms
+}
+
+// WriteMaps writes the address space's mappings to w in the format of
+// Linux's /proc/PID/maps: one line per mapping,
+//
+//	start-end perms offset major:minor inode   path
+//
+// where perms is rwx and p (private) or s (shared). Shared anonymous
+// mappings are named "/dev/zero (deleted)", as Linux names them. It
+// returns the first error from w, or ErrClosed after Close.
+func (as *AddressSpace) WriteMaps(w io.Writer) error {
+	if as.closed.Load() {
+		return errClosedMgmt
+	}
+	bw := bufio.NewWriter(w)
+	for _, m := range as.Mappings() {
+		ps := byte('s')
+		if m.Private {
+			ps = 'p'
+		}
+		line := fmt.Sprintf("%08x-%08x %s%c %08x %02x:%02x %d ",
+			uint64(m.Range.Start), uint64(m.Range.End), m.Perms, ps, m.Offset,
+			devMajor(m.Dev), devMinor(m.Dev), m.Inode)
+		name := m.FileName
+		if name == "" && !m.Private {
+			name = "/dev/zero (deleted)"
+		}
+		if name != "" {
+			// Linux pads the fixed fields to 73 columns before the name.
+			for len(line) < 73 {
+				line += " "
+			}
+			line += name
+		}
+		bw.WriteString(line)
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}
+
+// devMajor and devMinor split a Linux dev_t (see glibc's gnu_dev_major).
+func devMajor(dev uint64) uint64 { return (dev>>8)&0xfff | (dev>>32)&^0xfff }
+func devMinor(dev uint64) uint64 { return dev&0xff | (dev>>12)&^0xff }

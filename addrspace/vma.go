@@ -1,0 +1,157 @@
+package addrspace
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/google/btree"
+	"github.com/mmsim/mmsim/hostarch"
+	"golang.org/x/sys/unix"
+)
+
+// A vma is one mapping: a range of simulated addresses with uniform
+// permissions and backing. It plays Linux's vm_area_struct.
+//
+// Invariants (held under AddressSpace.mu): start < end, both page-aligned;
+// VMAs in the tree do not overlap; maxPerms.SupersetOf(perms).
+type vma struct {
+	start, end hostarch.Addr
+
+	perms    hostarch.AccessType
+	maxPerms hostarch.AccessType
+
+	// private is true for MAP_PRIVATE mappings.
+	private bool
+
+	// file is the mapped file, or nil for anonymous memory. off is the file
+	// offset of start.
+	file *fileRef
+	off  uint64
+
+	// mem is the memory-file offset of start, for anonymous mappings (their
+	// backing) and private file mappings (where a page's private copy goes
+	// when it is first written). Unused for shared file mappings.
+	mem uint64
+}
+
+func (v *vma) usesMem() bool { return v.file == nil || v.private }
+
+// cow reports whether v's pages are copied on first write.
+func (v *vma) cow() bool { return v.file != nil && v.private }
+
+func (v *vma) length() uint64 { return uint64(v.end - v.start) }
+
+func (v *vma) ar() hostarch.AddrRange { return hostarch.AddrRange{Start: v.start, End: v.end} }
+
+// memAt returns the memory-file offset of the page at addr in v.
+func (v *vma) memAt(addr hostarch.Addr) uint64 { return v.mem + uint64(addr-v.start) }
+
+// offAt returns the file offset of the page at addr in v.
+func (v *vma) offAt(addr hostarch.Addr) uint64 { return v.off + uint64(addr-v.start) }
+
+// canMerge reports whether next, which starts where v ends, can join v.
+func (v *vma) canMerge(next *vma) bool {
+	if v.end != next.start || v.perms != next.perms || v.maxPerms != next.maxPerms ||
+		v.private != next.private || v.file != next.file {
+		return false
+	}
+	if v.file != nil && next.off != v.off+v.length() {
+		return false
+	}
+	if v.usesMem() && next.mem != v.mem+v.length() {
+		return false
+	}
+	return true
+}
+
+func vmaLess(a, b *vma) bool { return a.start < b.start }
+
+type vmaTree = btree.BTreeG[*vma]
+
+func newVMATree() *vmaTree { return btree.NewG(16, vmaLess) }
+
+// fileRef is the address space's own reference to a mapped file: a
+// duplicated descriptor, so the caller may close theirs. VMAs of the same
+// file opened the same way share one fileRef, which lets them merge.
+type fileRef struct {
+	f        *os.File
+	name     string
+	dev, ino uint64
+	writable bool
+	refs     int
+}
+
+type fileKey struct {
+	dev, ino uint64
+	writable bool
+}
+
+func (r *fileRef) fd() int { return int(r.f.Fd()) }
+
+// openFile returns the fileRef for f, taking a new reference, and reports
+// whether f is open for writing. It fails with EACCES if f is not open for
+// reading (mmap requires it) and EBADF if f is not an open file.
+func (as *AddressSpace) openFile(f *os.File) (*fileRef, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("addrspace: mmap of %s: %w", f.Name(), unix.EBADF)
+	}
+	var (
+		st      unix.Stat_t
+		flags   int
+		newFD   int
+		opErr   error
+		dupDone bool
+	)
+	ctlErr := raw.Control(func(fd uintptr) {
+		if opErr = unix.Fstat(int(fd), &st); opErr != nil {
+			return
+		}
+		if flags, opErr = unix.FcntlInt(fd, unix.F_GETFL, 0); opErr != nil {
+			return
+		}
+		if flags&unix.O_ACCMODE == unix.O_WRONLY {
+			return
+		}
+		newFD, opErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		dupDone = opErr == nil
+	})
+	if ctlErr != nil {
+		return nil, fmt.Errorf("addrspace: mmap of %s: %w", f.Name(), unix.EBADF)
+	}
+	if opErr != nil {
+		return nil, fmt.Errorf("addrspace: mmap of %s: %w", f.Name(), opErr)
+	}
+	if !dupDone {
+		return nil, fmt.Errorf("addrspace: mmap of %s: file is not open for reading: %w", f.Name(), unix.EACCES)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(newFD)
+		return nil, fmt.Errorf("addrspace: mmap of %s: not a regular file: %w", f.Name(), unix.ENODEV)
+	}
+	key := fileKey{uint64(st.Dev), st.Ino, flags&unix.O_ACCMODE == unix.O_RDWR}
+	if r := as.files[key]; r != nil {
+		unix.Close(newFD)
+		r.refs++
+		return r, nil
+	}
+	r := &fileRef{
+		f:        os.NewFile(uintptr(newFD), f.Name()),
+		name:     f.Name(),
+		dev:      key.dev,
+		ino:      key.ino,
+		writable: key.writable,
+		refs:     1,
+	}
+	as.files[key] = r
+	return r, nil
+}
+
+// dropFile releases one reference to r.
+func (as *AddressSpace) dropFile(r *fileRef) {
+	r.refs--
+	if r.refs == 0 {
+		delete(as.files, fileKey{r.dev, r.ino, r.writable})
+		r.f.Close()
+	}
+}
