@@ -18,7 +18,8 @@ func isASCIIWhitespace(b byte) bool {
 
 // CopyInt32StringsInVec copies up to len(dsts) whitespace-separated decimal
 // strings from the memory mapped at ars in uio and converts them to int32
-// values in dsts. It returns the number of bytes read.
+// values in dsts. It returns the number of bytes read, in
+// [0, ars.NumBytes()]; see below for what counts as read.
 //
 // CopyInt32StringsInVec shares the following properties with Linux's
 // kernel/sysctl.c:proc_dointvec(write=1):

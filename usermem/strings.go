@@ -50,13 +50,16 @@ func checkProgress(n, want int, err error) error {
 // would exceed maxlen, CopyStringIn returns the string truncated to maxlen and
 // ENAMETOOLONG.
 //
+// The result is at most maxlen bytes long, and err is nil if and only if a
+// NUL was found within the first maxlen bytes.
+//
 // In detail (these are the rules of Linux's strncpy_from_user as gVisor
 // applies them):
-//   - Memory is read in chunks that never cross a page boundary: first up to
-//     the end of addr's page (at most 256 bytes), then page by page. So a
-//     string whose NUL is the last byte before an inaccessible page is
-//     returned successfully, and no byte at or beyond addr+maxlen is ever
-//     read.
+//   - Memory is read in chunks that never cross a page boundary: first at
+//     most 256 bytes, up to the end of addr's page at the furthest, then up
+//     to the end of each page in turn. So a string whose NUL is the last
+//     byte before an inaccessible page is returned successfully, and no
+//     byte at or beyond addr+maxlen is ever read.
 //   - A fault before the NUL returns the bytes read so far and the IO's
 //     error (EFAULT). An address range that would wrap past the top of the
 //     address space fails the same way with EFAULT.

@@ -208,7 +208,8 @@ func CopyOutVec(ctx context.Context, uio IO, ars hostarch.AddrRangeSeq, src []by
 //
 // Preconditions: Same as IO.CopyIn.
 //
-// Postconditions: CopyInVec does not retain dst.
+// Postconditions: CopyInVec does not retain dst. Bytes of dst past the
+// returned count may have been written.
 func CopyInVec(ctx context.Context, uio IO, ars hostarch.AddrRangeSeq, dst []byte, opts IOOpts) (int, error) {
 	var done int
 	for !ars.IsEmpty() && done < len(dst) {
