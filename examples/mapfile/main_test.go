@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/mmsim/mmsim/hostarch"
+)
+
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("run = %d, stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	t.Log("\n" + out)
+	for _, want := range []string{
+		`file on disk now:   "page 0: SHARED EDIT  "`,
+		`file on disk still: "page 0: SHARED EDIT  "`,
+		`simulated memory:   "page 0: PRIVATE EDIT "`,
+		`still readable after the fault: "page 0: SHARED EDIT  "`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// Both copies over the truncated page stop at the page boundary.
+	fault := regexp.MustCompile(`(?m)^  (shared|private): copied 8 of 16 bytes, EFAULT=true: addr 0x[0-9a-f]+000, access r--, reason bus error$`)
+	if got := len(fault.FindAllString(out, -1)); got != 2 {
+		t.Errorf("found %d fault lines, want 2", got)
+	}
+	// Two maps lines, one private and one shared, both naming the file.
+	maps := regexp.MustCompile(`(?m)^[0-9a-f]{8,}-[0-9a-f]{8,} rw-([ps]) 00000000 [0-9a-f]{2}:[0-9a-f]{2} \d+ +(\S+)$`)
+	ms := maps.FindAllStringSubmatch(out, -1)
+	if len(ms) != 2 || ms[0][1] != "p" || ms[1][1] != "s" {
+		t.Errorf("maps lines: %q", ms)
+	}
+	for _, m := range ms {
+		if m[2] != filepath.Join(dir, "data.txt") {
+			t.Errorf("maps names %q", m[2])
+		}
+	}
+	// And the file on disk has the shared edit, truncated to one page.
+	data, err := os.ReadFile(filepath.Join(dir, "data.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) != hostarch.PageSize || !bytes.HasPrefix(data, []byte("page 0: SHARED EDIT  ")) {
+		t.Errorf("file: %d bytes, %q", len(data), firstLine(data))
+	}
+}
+
+func TestBadFlag(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-nope"}, &stdout, &stderr); code != 2 {
+		t.Errorf("run(-nope) = %d, want 2", code)
+	}
+}
