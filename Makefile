@@ -24,7 +24,8 @@ unit:
 # Each fuzz target runs briefly on every `make test`; `make fuzz FUZZTIME=10m`
 # runs them longer by hand.
 FUZZ_TARGETS := \
-	./hostarch:FuzzAddrRangeSeq
+	./hostarch:FuzzAddrRangeSeq \
+	./usermem:FuzzCopyInt32StringsInVec
 
 fuzz-smoke fuzz:
 	@for t in $(FUZZ_TARGETS); do \

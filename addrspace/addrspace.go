@@ -219,7 +219,20 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 		return 0, errClosedMgmt
 	}
 
+	// As Linux does, choose the address before checking the file and the
+	// permissions.
 	v := &vma{perms: opts.Perms, private: opts.Private}
+	if opts.Fixed {
+		v.start = opts.Addr
+	} else {
+		start, ok := as.findGap(opts.Addr, length)
+		if !ok {
+			return 0, fmt.Errorf("addrspace: no free gap of %#x bytes: %w", length, unix.ENOMEM)
+		}
+		v.start = start
+	}
+	v.end = v.start + hostarch.Addr(length)
+
 	allowed := hostarch.AnyAccess
 	if opts.File != nil {
 		r, err := as.openFile(opts.File)
@@ -244,18 +257,6 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	if !v.maxPerms.SupersetOf(v.perms) {
 		return fail(fmt.Errorf("addrspace: mmap permissions %v exceed the most allowed, %v: %w", v.perms, v.maxPerms, unix.EACCES))
 	}
-
-	// Choose the address.
-	if opts.Fixed {
-		v.start = opts.Addr
-	} else {
-		start, ok := as.findGap(opts.Addr, length)
-		if !ok {
-			return fail(fmt.Errorf("addrspace: no free gap of %#x bytes: %w", length, unix.ENOMEM))
-		}
-		v.start = start
-	}
-	v.end = v.start + hostarch.Addr(length)
 
 	if v.usesMem() {
 		mem, err := as.mem.Allocate(length, uint64(v.start))

@@ -87,21 +87,20 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 	return nil
 }
 
-// breakCOW gives v's page at page its private copy: the file's bytes are
-// copied into the memory file and that page is mapped in both views.
+// breakCOW gives v's page at page its private copy: the page's bytes, as
+// the file's mapping shows them (page cache included, as Linux copies
+// them), are copied into the memory file, and that page is mapped in both
+// views.
 //
 // Preconditions: as.mu is held; v.cow(); the page is not yet copied.
 func (as *AddressSpace) breakCOW(v *vma, page, addr hostarch.Addr, at hostarch.AccessType) error {
+	// The max view maps the file page readable (write is withheld, read is
+	// always granted: see pma.HostProt); a page wholly beyond the end of the
+	// file raises SIGBUS there, as it does on Linux.
 	buf := as.pageBuf
-	n, err := readFull(v.file.fd(), buf, int64(v.offAt(page)))
-	if err != nil {
-		return fmt.Errorf("addrspace: copy-on-write of %#x: reading the file: %w", page, &FaultError{Addr: addr, Access: at, Reason: FaultBus})
-	}
-	if n == 0 {
-		// The page lies wholly beyond the end of the file: SIGBUS on Linux.
+	if _, _, sig := safecopy.Copy(unsafe.Pointer(unsafe.SliceData(buf)), unsafe.Add(as.maxBase, page), hostarch.PageSize); sig != 0 {
 		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
 	}
-	clear(buf[n:])
 	mem := v.memAt(page)
 	if _, err := unix.Pwrite(as.mem.FD(), buf, int64(mem)); err != nil {
 		return fmt.Errorf("addrspace: copy-on-write of %#x: %v: %w", page, err, unix.ENOMEM)
@@ -113,26 +112,6 @@ func (as *AddressSpace) breakCOW(v *vma, page, addr hostarch.Addr, at hostarch.A
 		return fmt.Errorf("addrspace: copy-on-write of %#x: %v: %w", page, err, unix.ENOMEM)
 	}
 	return nil
-}
-
-// readFull reads up to len(buf) bytes at off, stopping early only at the end
-// of the file.
-func readFull(fd int, buf []byte, off int64) (int, error) {
-	var done int
-	for done < len(buf) {
-		n, err := unix.Pread(fd, buf[done:], off+int64(done))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return done, err
-		}
-		if n == 0 {
-			break
-		}
-		done += n
-	}
-	return done, nil
 }
 
 // finish completes a transfer of n bytes touching the view at base whose

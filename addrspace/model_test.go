@@ -1,0 +1,590 @@
+package addrspace
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mmsim/mmsim/hostarch"
+	"github.com/mmsim/mmsim/usermem"
+	"golang.org/x/sys/unix"
+)
+
+// This file holds the randomised differential test: long random sequences of
+// Mmap, Munmap, Mprotect, copies and atomics, run against an AddressSpace and
+// against refModel, a plain Go model of Linux's semantics (a map of pages
+// with permissions and bytes). Every result — count, bytes, error — must
+// agree.
+
+const pg = hostarch.PageSize
+
+// refFile is a file as the model sees it: its bytes in the page cache
+// (whole pages; bytes past size are the tail of the last page).
+type refFile struct {
+	f        *os.File
+	writable bool
+	size     uint64
+	cache    []byte
+}
+
+type refPage struct {
+	perms, maxPerms hostarch.AccessType
+	private         bool
+	file            *refFile // nil: anonymous
+	off             uint64   // file offset of the page
+	data            []byte   // anonymous memory, or the private copy
+}
+
+type refModel struct {
+	size  uint64
+	pages map[uint64]*refPage // by page number
+}
+
+// bytes returns the page's current contents, or nil if the page lies wholly
+// beyond the end of its file (SIGBUS).
+func (p *refPage) bytes() []byte {
+	if p.data != nil {
+		return p.data
+	}
+	if p.off >= hostarch.PageRoundDown(p.file.size+pg-1) {
+		return nil
+	}
+	return p.file.cache[p.off : p.off+pg]
+}
+
+func (m *refModel) free(start, n uint64) bool {
+	for i := start; i < start+n; i++ {
+		if m.pages[i] != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *refModel) mmap(o MmapOpts, files map[*os.File]*refFile) (hostarch.Addr, unix.Errno) {
+	if o.Length == 0 {
+		return 0, unix.EINVAL
+	}
+	length, ok := hostarch.PageRoundUp(o.Length)
+	if !ok || length == 0 {
+		return 0, unix.ENOMEM
+	}
+	if o.File != nil {
+		if o.Offset%pg != 0 {
+			return 0, unix.EINVAL
+		}
+		if o.Offset+length < o.Offset {
+			return 0, unix.EOVERFLOW
+		}
+	}
+	n := length / pg
+	var start uint64
+	if o.Fixed {
+		if !o.Addr.IsPageAligned() {
+			return 0, unix.EINVAL
+		}
+		if o.Addr < MinAddr {
+			return 0, unix.EPERM
+		}
+		if uint64(o.Addr) > m.size || length > m.size-uint64(o.Addr) {
+			return 0, unix.ENOMEM
+		}
+		start = uint64(o.Addr) / pg
+	} else {
+		if length > m.size-pg {
+			return 0, unix.ENOMEM
+		}
+		hint := uint64(o.Addr.RoundDown()) / pg
+		total := m.size / pg
+		if hint >= 1 && hint+n <= total && m.free(hint, n) {
+			start = hint
+		} else {
+			found := false
+			for s := total - n; s >= 1; s-- {
+				if m.free(s, n) {
+					start, found = s, true
+					break
+				}
+			}
+			if !found {
+				return 0, unix.ENOMEM
+			}
+		}
+	}
+	allowed := hostarch.AnyAccess
+	var rf *refFile
+	if o.File != nil {
+		rf = files[o.File]
+		if !o.Private && !rf.writable {
+			allowed.Write = false
+		}
+	}
+	maxPerms := allowed
+	if o.MaxPerms.Any() {
+		maxPerms = o.MaxPerms.Intersect(allowed)
+	}
+	if !maxPerms.SupersetOf(o.Perms) {
+		return 0, unix.EACCES
+	}
+	for i := uint64(0); i < n; i++ {
+		p := &refPage{perms: o.Perms, maxPerms: maxPerms, private: o.Private, file: rf}
+		if rf != nil {
+			p.off = o.Offset + i*pg
+		} else {
+			p.data = make([]byte, pg)
+		}
+		m.pages[start+i] = p
+	}
+	return hostarch.Addr(start * pg), 0
+}
+
+func (m *refModel) mgmtRange(addr hostarch.Addr, length uint64, outOfRange unix.Errno) (uint64, uint64, unix.Errno) {
+	if !addr.IsPageAligned() {
+		return 0, 0, unix.EINVAL
+	}
+	rounded, ok := hostarch.PageRoundUp(length)
+	if !ok {
+		return 0, 0, outOfRange
+	}
+	if uint64(addr) > m.size || rounded > m.size-uint64(addr) {
+		return 0, 0, outOfRange
+	}
+	return uint64(addr) / pg, rounded / pg, 0
+}
+
+func (m *refModel) munmap(addr hostarch.Addr, length uint64) unix.Errno {
+	start, n, e := m.mgmtRange(addr, length, unix.EINVAL)
+	if e != 0 {
+		return e
+	}
+	if n == 0 {
+		return unix.EINVAL
+	}
+	for i := start; i < start+n; i++ {
+		delete(m.pages, i)
+	}
+	return 0
+}
+
+func (m *refModel) mprotect(addr hostarch.Addr, length uint64, perms hostarch.AccessType) unix.Errno {
+	start, n, e := m.mgmtRange(addr, length, unix.ENOMEM)
+	if e != 0 {
+		return e
+	}
+	for i := start; i < start+n; i++ {
+		p := m.pages[i]
+		if p == nil {
+			return unix.ENOMEM
+		}
+		if !p.maxPerms.SupersetOf(perms) {
+			return unix.EACCES
+		}
+		p.perms = perms
+	}
+	return 0
+}
+
+// access returns the page holding addr if the access is allowed, breaking
+// copy-on-write for a write to a private file page; nil if it faults.
+func (m *refModel) access(addr uint64, at hostarch.AccessType, ignore bool) []byte {
+	p := m.pages[addr/pg]
+	if p == nil {
+		return nil
+	}
+	perms := p.perms
+	if ignore {
+		perms = p.maxPerms
+	}
+	if !perms.Effective().SupersetOf(at) {
+		return nil
+	}
+	b := p.bytes()
+	if b == nil {
+		return nil
+	}
+	if at.Write && p.private && p.file != nil && p.data == nil {
+		p.data = append([]byte(nil), b...)
+		b = p.data
+	}
+	return b
+}
+
+// copy simulates CopyIn (write false) or CopyOut/ZeroOut (write true) of n
+// bytes at addr: it returns the count and, for reads, the bytes read.
+func (m *refModel) copy(addr uint64, n uint64, write bool, src []byte, ignore bool) (uint64, []byte, bool) {
+	if n == 0 {
+		return 0, nil, true
+	}
+	if end := addr + n; end < addr || end > m.size {
+		return 0, nil, false
+	}
+	at := hostarch.Read
+	if write {
+		at = hostarch.Write
+	}
+	var out []byte
+	var done uint64
+	for done < n {
+		a := addr + done
+		b := m.access(a, at, ignore)
+		if b == nil {
+			return done, out, false
+		}
+		chunk := min(n-done, pg-a%pg)
+		if write {
+			if src == nil {
+				clear(b[a%pg : a%pg+chunk])
+			} else {
+				copy(b[a%pg:], src[done:done+chunk])
+			}
+		} else {
+			out = append(out, b[a%pg:a%pg+chunk]...)
+		}
+		done += chunk
+	}
+	return done, out, true
+}
+
+func errnoOf(err error) unix.Errno {
+	if err == nil {
+		return 0
+	}
+	var e unix.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return unix.Errno(1 << 20)
+}
+
+type modelRun struct {
+	t     *testing.T
+	as    *AddressSpace
+	m     *refModel
+	files []*refFile
+	byF   map[*os.File]*refFile
+	rng   *rand.Rand
+	ctx   context.Context
+	log   []string
+}
+
+func (r *modelRun) fail(format string, args ...any) {
+	r.t.Helper()
+	tail := r.log
+	if len(tail) > 25 {
+		tail = tail[len(tail)-25:]
+	}
+	var b bytes.Buffer
+	for _, l := range tail {
+		b.WriteString("  " + l + "\n")
+	}
+	r.t.Fatalf("after %d ops (last ops:\n%s): %s", len(r.log), b.String(), fmt.Sprintf(format, args...))
+}
+
+func (r *modelRun) randPerms() hostarch.AccessType {
+	x := r.rng.Intn(8)
+	return hostarch.AccessType{Read: x&1 != 0, Write: x&2 != 0, Execute: x&4 != 0}
+}
+
+func (r *modelRun) randAddr() hostarch.Addr {
+	switch r.rng.Intn(20) {
+	case 0:
+		return hostarch.Addr(r.m.size) - hostarch.Addr(r.rng.Intn(3))*pg
+	case 1:
+		return ^hostarch.Addr(0) - hostarch.Addr(r.rng.Intn(pg))
+	case 2:
+		return hostarch.Addr(r.rng.Intn(3) * pg)
+	}
+	return hostarch.Addr(r.rng.Int63n(int64(r.m.size)))
+}
+
+func (r *modelRun) step() {
+	rng := r.rng
+	switch op := rng.Intn(100); {
+	case op < 14: // Mmap
+		o := MmapOpts{
+			Length:  uint64(rng.Intn(6)+1) * pg,
+			Fixed:   rng.Intn(3) != 0,
+			Perms:   r.randPerms(),
+			Private: rng.Intn(2) == 0,
+		}
+		if rng.Intn(8) == 0 {
+			o.Length -= uint64(rng.Intn(pg))
+		}
+		if rng.Intn(30) == 0 {
+			o.Length = uint64(rng.Intn(2)) * (^uint64(0) - uint64(rng.Intn(pg)))
+		}
+		o.Addr = r.randAddr()
+		if rng.Intn(2) == 0 {
+			o.Addr = o.Addr.RoundDown()
+		}
+		if rng.Intn(4) == 0 {
+			o.MaxPerms = r.randPerms()
+		}
+		if rng.Intn(2) == 0 {
+			rf := r.files[rng.Intn(len(r.files))]
+			o.File = rf.f
+			o.Offset = uint64(rng.Intn(14)) * pg
+			if rng.Intn(20) == 0 {
+				o.Offset += uint64(rng.Intn(pg))
+			}
+		}
+		r.log = append(r.log, fmt.Sprintf("Mmap(%+v)", o))
+		got, err := r.as.Mmap(o)
+		want, werr := r.m.mmap(o, r.byF)
+		if errnoOf(err) != werr || (werr == 0 && got != want) {
+			r.fail("Mmap(%+v) = %#x, %v; want %#x, %v", o, got, err, want, werr)
+		}
+	case op < 22: // Munmap
+		addr := r.randAddr()
+		if rng.Intn(4) != 0 {
+			addr = addr.RoundDown()
+		}
+		length := uint64(rng.Intn(8*pg + 1))
+		r.log = append(r.log, fmt.Sprintf("Munmap(%#x, %#x)", addr, length))
+		err := r.as.Munmap(addr, length)
+		if werr := r.m.munmap(addr, length); errnoOf(err) != werr {
+			r.fail("Munmap(%#x, %#x) = %v; want %v", addr, length, err, werr)
+		}
+	case op < 34: // Mprotect
+		addr := r.randAddr()
+		if rng.Intn(6) != 0 {
+			addr = addr.RoundDown()
+		}
+		length := uint64(rng.Intn(6*pg + 1))
+		perms := r.randPerms()
+		r.log = append(r.log, fmt.Sprintf("Mprotect(%#x, %#x, %v)", addr, length, perms))
+		err := r.as.Mprotect(addr, length, perms)
+		if werr := r.m.mprotect(addr, length, perms); errnoOf(err) != werr {
+			r.fail("Mprotect(%#x, %#x, %v) = %v; want %v", addr, length, perms, err, werr)
+		}
+	case op < 60: // CopyIn
+		addr, n, opts := r.copyArgs()
+		r.log = append(r.log, fmt.Sprintf("CopyIn(%#x, %d, %+v)", addr, n, opts))
+		buf := make([]byte, n)
+		got, err := r.as.CopyIn(r.ctx, addr, buf, opts)
+		want, wantBytes, ok := r.m.copy(uint64(addr), uint64(n), false, nil, opts.IgnorePermissions)
+		if uint64(got) != want || (err == nil) != ok || (err != nil && !errors.Is(err, unix.EFAULT)) {
+			r.fail("CopyIn(%#x, %d, %+v) = %d, %v; want %d, ok %v", addr, n, opts, got, err, want, ok)
+		}
+		if !bytes.Equal(buf[:got], wantBytes) {
+			r.fail("CopyIn(%#x, %d) bytes differ", addr, n)
+		}
+	case op < 84: // CopyOut / ZeroOut
+		addr, n, opts := r.copyArgs()
+		src := make([]byte, n)
+		rng.Read(src)
+		zero := rng.Intn(4) == 0
+		var got int64
+		var err error
+		if zero {
+			r.log = append(r.log, fmt.Sprintf("ZeroOut(%#x, %d, %+v)", addr, n, opts))
+			got, err = r.as.ZeroOut(r.ctx, addr, int64(n), opts)
+			src = nil
+		} else {
+			r.log = append(r.log, fmt.Sprintf("CopyOut(%#x, %d, %+v)", addr, n, opts))
+			var g int
+			g, err = r.as.CopyOut(r.ctx, addr, src, opts)
+			got = int64(g)
+		}
+		want, _, ok := r.m.copy(uint64(addr), uint64(n), true, src, opts.IgnorePermissions)
+		if n == 0 {
+			want, ok = 0, true
+		}
+		if uint64(got) != want || (err == nil) != ok || (err != nil && !errors.Is(err, unix.EFAULT)) {
+			r.fail("write(%#x, %d, %+v, zero %v) = %d, %v; want %d, ok %v", addr, n, opts, zero, got, err, want, ok)
+		}
+	case op < 94: // atomics
+		addr := r.randAddr() &^ 3
+		if rng.Intn(10) == 0 {
+			addr |= 1
+		}
+		opts := usermem.IOOpts{IgnorePermissions: rng.Intn(4) == 0}
+		r.atomic(addr, opts)
+	default: // whole comparison
+		r.compareAll()
+	}
+}
+
+func (r *modelRun) copyArgs() (hostarch.Addr, int, usermem.IOOpts) {
+	addr := r.randAddr()
+	n := r.rng.Intn(3*pg + 1)
+	if r.rng.Intn(3) == 0 {
+		n = r.rng.Intn(40)
+	}
+	return addr, n, usermem.IOOpts{IgnorePermissions: r.rng.Intn(4) == 0}
+}
+
+func (r *modelRun) atomic(addr hostarch.Addr, opts usermem.IOOpts) {
+	kind := r.rng.Intn(3)
+	r.log = append(r.log, fmt.Sprintf("atomic%d(%#x, %+v)", kind, addr, opts))
+	var got uint32
+	var err error
+	v := r.rng.Uint32()
+	switch kind {
+	case 0:
+		got, err = r.as.SwapUint32(r.ctx, addr, v, opts)
+	case 1:
+		got, err = r.as.CompareAndSwapUint32(r.ctx, addr, v&1, v, opts)
+	case 2:
+		got, err = r.as.LoadUint32(r.ctx, addr, opts)
+	}
+	if addr&3 != 0 {
+		if !errors.Is(err, unix.EINVAL) {
+			r.fail("misaligned atomic at %#x: %v", addr, err)
+		}
+		return
+	}
+	at := hostarch.ReadWrite
+	if kind == 2 {
+		at = hostarch.Read
+	}
+	a := uint64(addr)
+	if a+4 > r.m.size {
+		if !errors.Is(err, unix.EFAULT) {
+			r.fail("atomic beyond Size at %#x: %v", addr, err)
+		}
+		return
+	}
+	b := r.m.access(a, at, opts.IgnorePermissions)
+	if b == nil {
+		if !errors.Is(err, unix.EFAULT) {
+			r.fail("atomic %d at %#x = %d, %v; want EFAULT", kind, addr, got, err)
+		}
+		return
+	}
+	cur := hostarch.ByteOrder.Uint32(b[a%pg:])
+	if err != nil || got != cur {
+		r.fail("atomic %d at %#x = %#x, %v; want %#x", kind, addr, got, err, cur)
+	}
+	switch {
+	case kind == 0, kind == 1 && cur == v&1:
+		hostarch.ByteOrder.PutUint32(b[a%pg:], v)
+	}
+}
+
+// compareAll reads every page of the model through the AddressSpace.
+func (r *modelRun) compareAll() {
+	r.log = append(r.log, "compareAll")
+	buf := make([]byte, pg)
+	for i := uint64(0); i < r.m.size/pg; i++ {
+		addr := hostarch.Addr(i * pg)
+		n, err := r.as.CopyIn(r.ctx, addr, buf, usermem.IOOpts{IgnorePermissions: true})
+		p := r.m.pages[i]
+		var want []byte
+		if p != nil && p.maxPerms.Effective().Read {
+			want = p.bytes()
+		}
+		if want == nil {
+			if n != 0 || err == nil {
+				r.fail("page %#x: CopyIn = %d, %v; want EFAULT", addr, n, err)
+			}
+			continue
+		}
+		if n != pg || err != nil || !bytes.Equal(buf, want) {
+			r.fail("page %#x: CopyIn = %d, %v (equal %v)", addr, n, err, bytes.Equal(buf, want))
+		}
+	}
+	// Mappings must cover exactly the model's pages, with their attributes.
+	covered := 0
+	for _, mp := range r.as.Mappings() {
+		for a := mp.Range.Start; a < mp.Range.End; a += pg {
+			p := r.m.pages[uint64(a)/pg]
+			if p == nil || p.perms != mp.Perms || p.maxPerms != mp.MaxPerms || p.private != mp.Private ||
+				(p.file == nil) != (mp.FileName == "") || (p.file != nil && p.off != mp.Offset+uint64(a-mp.Range.Start)) {
+				r.fail("mapping %+v disagrees with the model at %#x: %+v", mp, a, p)
+			}
+			covered++
+		}
+	}
+	if covered != len(r.m.pages) {
+		r.fail("Mappings cover %d pages, the model has %d", covered, len(r.m.pages))
+	}
+	// Shared file data reached the files.
+	for _, rf := range r.files {
+		if !rf.writable {
+			continue
+		}
+		data, err := os.ReadFile(rf.f.Name())
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if !bytes.Equal(data, rf.cache[:rf.size]) {
+			r.fail("file %s differs from the model", rf.f.Name())
+		}
+	}
+}
+
+// TestModel runs seeded random operation sequences against the reference
+// model. MMSIM_MODEL_OPS and MMSIM_MODEL_SEED override the defaults.
+func TestModel(t *testing.T) {
+	ops := 120000
+	if testing.Short() {
+		ops = 20000
+	}
+	if s := os.Getenv("MMSIM_MODEL_OPS"); s != "" {
+		fmt.Sscan(s, &ops)
+	}
+	seed := int64(1)
+	if s := os.Getenv("MMSIM_MODEL_SEED"); s != "" {
+		fmt.Sscan(s, &seed)
+	}
+	const runs = 4
+	deadline := time.Now().Add(5 * time.Minute)
+	done := 0
+	for run := 0; run < runs; run++ {
+		done += modelRunOnce(t, seed+int64(run), ops/runs, deadline)
+	}
+	t.Logf("%d operations, zero divergence", done)
+}
+
+func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
+	size := uint64(48 * pg)
+	as, err := New(Options{Size: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewSource(seed))
+	r := &modelRun{t: t, as: as, m: &refModel{size: size, pages: map[uint64]*refPage{}}, rng: rng, ctx: context.Background(), byF: map[*os.File]*refFile{}}
+	for i, spec := range []struct {
+		writable bool
+		size     uint64
+	}{{true, 10*pg + 1234}, {false, 6 * pg}} {
+		name := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		data := make([]byte, spec.size)
+		rng.Read(data)
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		flag := os.O_RDONLY
+		if spec.writable {
+			flag = os.O_RDWR
+		}
+		f, err := os.OpenFile(name, flag, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cache := make([]byte, 16*pg)
+		copy(cache, data)
+		rf := &refFile{f: f, writable: spec.writable, size: spec.size, cache: cache}
+		r.files = append(r.files, rf)
+		r.byF[f] = rf
+	}
+	i := 0
+	for ; i < ops; i++ {
+		r.step()
+		if i%1024 == 0 && time.Now().After(deadline) {
+			break
+		}
+	}
+	r.compareAll()
+	return i
+}
