@@ -9,7 +9,8 @@ require (
 )
 
 require (
-	golang.org/x/exp v0.0.0-20250711185948-6ae5c78190dc // indirect
+	github.com/google/btree v1.1.3 // indirect
+	golang.org/x/exp v0.0.0-20260824195058-e88cd73687aa // indirect
 	golang.org/x/time v0.15.0 // indirect
 )
 
