@@ -71,10 +71,15 @@ func demo(dir string, out io.Writer) error {
 	defer as.Close()
 	ctx := context.Background()
 
-	// Eight pages of anonymous memory, and three ranges scattered over
-	// them, as the iovecs of a readv(2) call would be. The middle one
-	// straddles the boundary between pages 1 and 2.
-	base, err := as.Mmap(addrspace.MmapOpts{Length: 8 * pageSize, Perms: hostarch.ReadWrite})
+	// Eight pages of anonymous memory (Private: MAP_PRIVATE|MAP_ANONYMOUS,
+	// what malloc gets; the zero value would be MAP_SHARED), and three
+	// ranges scattered over them, as the iovecs of a readv(2) call would
+	// be. The middle one straddles the boundary between pages 1 and 2.
+	base, err := as.Mmap(addrspace.MmapOpts{
+		Length:  8 * pageSize,
+		Perms:   hostarch.ReadWrite,
+		Private: true,
+	})
 	if err != nil {
 		return err
 	}
