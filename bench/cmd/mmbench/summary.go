@@ -1,0 +1,505 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/perf/benchfmt"
+	"golang.org/x/perf/benchmath"
+	"golang.org/x/sys/unix"
+)
+
+// Report is everything mmbench measured; it is also the JSON output.
+type Report struct {
+	Machine  Machine    `json:"machine"`
+	Config   Config     `json:"config"`
+	Copy     []CopyCell `json:"copy"`
+	Ops      []OpCell   `json:"ops"`
+	Parallel []ParCell  `json:"parallel"`
+	Targets  []Target   `json:"targets"`
+	// Missing names the columns without results, and why.
+	Missing map[string]string `json:"missing,omitempty"`
+}
+
+type Machine struct {
+	CPU    string `json:"cpu"` // /proc/cpuinfo's model name
+	NumCPU int    `json:"num_cpu"`
+	Go     string `json:"go"`
+	OS     string `json:"os"`
+	Arch   string `json:"arch"`
+	Kernel string `json:"kernel"`
+}
+
+type Config struct {
+	Date      string      `json:"date"`
+	Quick     bool        `json:"quick"`
+	Rounds    int         `json:"rounds"`
+	Benchtime string      `json:"benchtime"`
+	Seed      int64       `json:"seed"`
+	Unicorn   unicornInfo `json:"unicorn"`
+	Elapsed   string      `json:"elapsed"`
+}
+
+// Stat summarises one measurement over the rounds: the median (benchmath,
+// AssumeNothing), the smallest and largest round, and benchmath's 95%
+// confidence interval of the median where the rounds suffice for one.
+type Stat struct {
+	Median float64  `json:"median"`
+	Min    float64  `json:"min"`
+	Max    float64  `json:"max"`
+	CILo   *float64 `json:"ci95_lo,omitempty"`
+	CIHi   *float64 `json:"ci95_hi,omitempty"`
+	N      int      `json:"rounds"`
+}
+
+// Spread is the distance from the median to the farthest round, as a
+// fraction of the median.
+func (s Stat) Spread() float64 {
+	if s.Median == 0 {
+		return 0
+	}
+	return max(s.Max-s.Median, s.Median-s.Min) / s.Median
+}
+
+// CopyCell is one cell of the copy table.
+type CopyCell struct {
+	Size        int     `json:"size"`
+	Path        string  `json:"path"`
+	Kind        string  `json:"kind"` // baseline, mmsim or peer
+	NsPerOp     Stat    `json:"ns_per_op"`
+	BytesPerSec Stat    `json:"bytes_per_sec"`
+	AllocsPerOp float64 `json:"allocs_per_op"`
+	// VsBaseline is this path's throughput divided by copy()'s in the same
+	// row (the baseline's time over this path's time).
+	VsBaseline float64 `json:"vs_baseline"`
+}
+
+// OpCell is one row of the operations table.
+type OpCell struct {
+	Op          string  `json:"op"`
+	Impl        string  `json:"impl"`
+	Kind        string  `json:"kind"`
+	NsPerOp     Stat    `json:"ns_per_op"`
+	AllocsPerOp float64 `json:"allocs_per_op"`
+	// TimeVsBaseline is this implementation's time per call divided by the
+	// baseline's (lower is better).
+	TimeVsBaseline float64 `json:"time_vs_baseline"`
+}
+
+// ParCell is one cell of the parallel table.
+type ParCell struct {
+	Size        int    `json:"size"`
+	Goroutines  int    `json:"goroutines"`
+	Impl        string `json:"impl"`
+	NsPerOp     Stat   `json:"ns_per_op"`
+	BytesPerSec Stat   `json:"bytes_per_sec"` // all goroutines together
+	// VsBaseline is this cell's throughput divided by copy()'s with as many
+	// goroutines.
+	VsBaseline float64 `json:"vs_baseline"`
+}
+
+// Target is one of the performance targets the project set itself.
+type Target struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Limit  float64 `json:"limit"`
+	Better string  `json:"better"` // "higher" or "lower"
+	Met    bool    `json:"met"`
+}
+
+// A column of the copy table, in display order.
+type column struct {
+	path, label, kind string
+}
+
+var copyColumns = []column{
+	{"copy", "copy()", "baseline"},
+	{"BytesIO", "BytesIO", "mmsim"},
+	{"safemem.Copy", "safemem.Copy", "mmsim"},
+	{"CopyIn", "CopyIn", "mmsim"},
+	{"CopyOut", "CopyOut", "mmsim"},
+	{"IgnorePerms", "IgnorePerms", "mmsim"},
+	{"IOSeq16", "IOSeq 16", "mmsim"},
+	{"ZeroOut", "ZeroOut", "mmsim"},
+	{"gvisor.CopyIn", "gV CopyIn", "peer"},
+	{"gvisor.CopyOut", "gV CopyOut", "peer"},
+	{"gvisor.CopySeq", "gV CopySeq", "peer"},
+	{"unicorn.read", "uc_mem_read", "peer"},
+	{"unicorn.write", "uc_mem_write", "peer"},
+}
+
+// opBaselines names the baseline implementation of each operation, and
+// opLabels describes every implementation.
+var (
+	opOrder     = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB"}
+	opTitles    = map[string]string{"CopyStringIn64": "CopyStringIn, 64-byte string", "SwapUint32": "SwapUint32", "MmapMunmap4KiB": "Mmap+Munmap, 4 KiB"}
+	opBaselines = map[string]string{"CopyStringIn64": "go", "SwapUint32": "atomic", "MmapMunmap4KiB": "host"}
+	opImplOrder = []string{"go", "atomic", "host", "mmsim", "BytesIO", "safemem", "gvisor"}
+	opLabels    = map[string]map[string]string{
+		"CopyStringIn64": {"go": "Go: IndexByte + string()", "mmsim": "AddressSpace", "BytesIO": "usermem.BytesIO"},
+		"SwapUint32":     {"atomic": "sync/atomic", "mmsim": "AddressSpace", "safemem": "safemem (unsafe block)", "gvisor": "gVisor safecopy"},
+		"MmapMunmap4KiB": {"host": "host mmap+munmap", "mmsim": "AddressSpace"},
+	}
+)
+
+func opLabel(op, impl string) string {
+	if l := opLabels[op][impl]; l != "" {
+		return l
+	}
+	return impl
+}
+
+// sample is the values of one benchmark over the rounds.
+type sample struct {
+	ns, allocs []float64
+}
+
+// parseSize parses a size as the suite names it: 8B, 4KiB, 16MiB.
+func parseSize(s string) (int, error) {
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "MiB"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "MiB")
+	case strings.HasSuffix(s, "KiB"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "KiB")
+	case strings.HasSuffix(s, "B"):
+		s = strings.TrimSuffix(s, "B")
+	default:
+		return 0, fmt.Errorf("size %q: no unit", s)
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+// sizeLabel names a size for people: 8 B, 4 KiB, 16 MiB.
+func sizeLabel(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// summarize parses the rounds' `go test -bench` output with benchfmt and
+// builds the report.
+func summarize(raw []byte, cfg config, uc unicornInfo) (*Report, error) {
+	samples := map[string]*sample{} // by full name, without the -GOMAXPROCS suffix
+	var names []string
+	cpu := ""
+	rd := benchfmt.NewReader(bytes.NewReader(raw), "mmbench")
+	for rd.Scan() {
+		res, ok := rd.Result().(*benchfmt.Result)
+		if !ok {
+			continue // syntax errors are reported by Err; unit metadata is unused
+		}
+		if cpu == "" {
+			cpu = res.GetConfig("cpu")
+		}
+		ns, ok := res.Value("sec/op")
+		if !ok {
+			return nil, fmt.Errorf("%s: no sec/op", res.Name)
+		}
+		allocs, _ := res.Value("allocs/op")
+		name := string(res.Name.Full())
+		s := samples[name]
+		if s == nil {
+			s = &sample{}
+			samples[name] = s
+			names = append(names, name)
+		}
+		s.ns = append(s.ns, ns*1e9)
+		s.allocs = append(s.allocs, allocs)
+	}
+	if err := rd.Err(); err != nil {
+		return nil, err
+	}
+
+	rep := &Report{
+		Machine: machine(cpu),
+		Config: Config{
+			Date:      time.Now().UTC().Format(time.RFC3339),
+			Quick:     cfg.Quick,
+			Rounds:    cfg.Rounds,
+			Benchtime: cfg.Benchtime.String(),
+			Seed:      cfg.Seed,
+			Unicorn:   uc,
+		},
+		Missing: map[string]string{},
+	}
+	for _, name := range names {
+		s := samples[name]
+		base, kv, err := splitName(name)
+		if err != nil {
+			return nil, err
+		}
+		ns := stat(s.ns)
+		allocs := median(s.allocs)
+		switch base {
+		case "Copy":
+			n, err := parseSize(kv["size"])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", name, err)
+			}
+			rep.Copy = append(rep.Copy, CopyCell{Size: n, Path: kv["path"], Kind: copyKind(kv["path"]),
+				NsPerOp: ns, BytesPerSec: throughput(n, ns), AllocsPerOp: allocs})
+		case "Op":
+			kind := "mmsim"
+			switch {
+			case opBaselines[kv["op"]] == kv["impl"]:
+				kind = "baseline"
+			case kv["impl"] == "gvisor":
+				kind = "peer"
+			}
+			rep.Ops = append(rep.Ops, OpCell{Op: kv["op"], Impl: kv["impl"], Kind: kind, NsPerOp: ns, AllocsPerOp: allocs})
+		case "Parallel":
+			n, err := parseSize(kv["size"])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", name, err)
+			}
+			g, err := strconv.Atoi(kv["goroutines"])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", name, err)
+			}
+			rep.Parallel = append(rep.Parallel, ParCell{Size: n, Goroutines: g, Impl: kv["impl"], NsPerOp: ns, BytesPerSec: throughput(n, ns)})
+		}
+	}
+	rep.sortAndRelate()
+	if !uc.Built {
+		rep.Missing["unicorn.read"] = uc.Reason
+		rep.Missing["unicorn.write"] = uc.Reason
+	}
+	for _, c := range copyColumns {
+		if _, ok := rep.Missing[c.path]; !ok && len(rep.copyCells(c.path)) == 0 {
+			rep.Missing[c.path] = "no results (the benchmark skipped)"
+		}
+	}
+	rep.Targets = rep.targets()
+	return rep, nil
+}
+
+// splitName splits "Copy/size=8B/path=copy-2" into "Copy" and the keys.
+func splitName(full string) (string, map[string]string, error) {
+	base, parts := benchfmt.Name(full).Parts()
+	kv := map[string]string{}
+	for _, p := range parts {
+		p := string(p)
+		if strings.HasPrefix(p, "-") { // GOMAXPROCS
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimPrefix(p, "/"), "=")
+		if !ok {
+			return "", nil, fmt.Errorf("benchmark %s: part %q is not key=value", full, p)
+		}
+		kv[k] = v
+	}
+	return string(base), kv, nil
+}
+
+func copyKind(path string) string {
+	for _, c := range copyColumns {
+		if c.path == path {
+			return c.kind
+		}
+	}
+	return "mmsim"
+}
+
+// stat summarises the rounds' values.
+func stat(values []float64) Stat {
+	smp := benchmath.NewSample(values, &benchmath.DefaultThresholds)
+	sum := benchmath.AssumeNothing.Summary(smp, 0.95)
+	st := Stat{Median: sum.Center, Min: smp.Values[0], Max: smp.Values[len(smp.Values)-1], N: len(values)}
+	if !math.IsInf(sum.Lo, 0) && !math.IsInf(sum.Hi, 0) {
+		lo, hi := sum.Lo, sum.Hi
+		st.CILo, st.CIHi = &lo, &hi
+	}
+	return st
+}
+
+func median(values []float64) float64 {
+	return benchmath.AssumeNothing.Summary(benchmath.NewSample(values, &benchmath.DefaultThresholds), 0.95).Center
+}
+
+// throughput converts a time per copy of n bytes to bytes per second (the
+// slowest round gives the smallest throughput).
+func throughput(n int, ns Stat) Stat {
+	bps := func(t float64) float64 { return float64(n) / t * 1e9 }
+	st := Stat{Median: bps(ns.Median), Min: bps(ns.Max), Max: bps(ns.Min), N: ns.N}
+	if ns.CILo != nil {
+		lo, hi := bps(*ns.CIHi), bps(*ns.CILo)
+		st.CILo, st.CIHi = &lo, &hi
+	}
+	return st
+}
+
+// sortAndRelate puts the cells in display order and fills the ratios.
+func (r *Report) sortAndRelate() {
+	colIndex := func(path string) int {
+		for i, c := range copyColumns {
+			if c.path == path {
+				return i
+			}
+		}
+		return len(copyColumns)
+	}
+	slices.SortStableFunc(r.Copy, func(a, b CopyCell) int {
+		if a.Size != b.Size {
+			return a.Size - b.Size
+		}
+		if d := colIndex(a.Path) - colIndex(b.Path); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	for i := range r.Copy {
+		if b := r.copyCell(r.Copy[i].Size, "copy"); b != nil {
+			r.Copy[i].VsBaseline = b.NsPerOp.Median / r.Copy[i].NsPerOp.Median
+		}
+	}
+
+	idx := func(list []string, s string) int {
+		if i := slices.Index(list, s); i >= 0 {
+			return i
+		}
+		return len(list)
+	}
+	slices.SortStableFunc(r.Ops, func(a, b OpCell) int {
+		if d := idx(opOrder, a.Op) - idx(opOrder, b.Op); d != 0 {
+			return d
+		}
+		if a.Op != b.Op {
+			return strings.Compare(a.Op, b.Op)
+		}
+		if d := idx(opImplOrder, a.Impl) - idx(opImplOrder, b.Impl); d != 0 {
+			return d
+		}
+		return strings.Compare(a.Impl, b.Impl)
+	})
+	for i := range r.Ops {
+		if b := r.op(r.Ops[i].Op, opBaselines[r.Ops[i].Op]); b != nil {
+			r.Ops[i].TimeVsBaseline = r.Ops[i].NsPerOp.Median / b.NsPerOp.Median
+		}
+	}
+
+	slices.SortStableFunc(r.Parallel, func(a, b ParCell) int {
+		if a.Size != b.Size {
+			return a.Size - b.Size
+		}
+		if a.Goroutines != b.Goroutines {
+			return a.Goroutines - b.Goroutines
+		}
+		return strings.Compare(a.Impl, b.Impl)
+	})
+	for i, c := range r.Parallel {
+		for _, b := range r.Parallel {
+			if b.Size == c.Size && b.Goroutines == c.Goroutines && b.Impl == "copy" {
+				r.Parallel[i].VsBaseline = b.NsPerOp.Median / c.NsPerOp.Median
+			}
+		}
+	}
+}
+
+func (r *Report) copyCell(size int, path string) *CopyCell {
+	for i := range r.Copy {
+		if r.Copy[i].Size == size && r.Copy[i].Path == path {
+			return &r.Copy[i]
+		}
+	}
+	return nil
+}
+
+func (r *Report) copyCells(path string) []CopyCell {
+	var cells []CopyCell
+	for _, c := range r.Copy {
+		if c.Path == path {
+			cells = append(cells, c)
+		}
+	}
+	return cells
+}
+
+func (r *Report) sizes() []int {
+	var sizes []int
+	for _, c := range r.Copy {
+		if !slices.Contains(sizes, c.Size) {
+			sizes = append(sizes, c.Size)
+		}
+	}
+	return sizes
+}
+
+func (r *Report) op(op, impl string) *OpCell {
+	for i := range r.Ops {
+		if r.Ops[i].Op == op && r.Ops[i].Impl == impl {
+			return &r.Ops[i]
+		}
+	}
+	return nil
+}
+
+// targets evaluates the performance targets of the project's issues:
+//   - from 4 KiB up, AddressSpace CopyIn and CopyOut and safemem.Copy reach
+//     0.9× the throughput of the faster of copy() and gVisor's safecopy in
+//     the same direction;
+//   - at 8 B, each takes at most 1.5× gVisor's time per call;
+//   - Mmap+Munmap of 4 KiB takes at most 3× the host's mmap+munmap.
+func (r *Report) targets() []Target {
+	var ts []Target
+	peers := []struct{ path, gvisor string }{
+		{"CopyIn", "gvisor.CopyIn"}, {"CopyOut", "gvisor.CopyOut"}, {"safemem.Copy", "gvisor.CopyIn"},
+	}
+	for _, size := range r.sizes() {
+		for _, p := range peers {
+			c, base, gv := r.copyCell(size, p.path), r.copyCell(size, "copy"), r.copyCell(size, p.gvisor)
+			if c == nil || base == nil || gv == nil {
+				continue
+			}
+			switch {
+			case size >= 4<<10:
+				best := math.Max(base.BytesPerSec.Median, gv.BytesPerSec.Median)
+				v := c.BytesPerSec.Median / best
+				ts = append(ts, Target{Name: fmt.Sprintf("%s %s: throughput / max(copy(), %s)", p.path, sizeLabel(size), p.gvisor),
+					Value: v, Limit: 0.9, Better: "higher", Met: v >= 0.9})
+			case size == 8:
+				v := c.NsPerOp.Median / gv.NsPerOp.Median
+				ts = append(ts, Target{Name: fmt.Sprintf("%s %s: time per call / %s's", p.path, sizeLabel(size), p.gvisor),
+					Value: v, Limit: 1.5, Better: "lower", Met: v <= 1.5})
+			}
+		}
+	}
+	if m := r.op("MmapMunmap4KiB", "mmsim"); m != nil && m.TimeVsBaseline > 0 {
+		ts = append(ts, Target{Name: "Mmap+Munmap 4 KiB: time / host mmap+munmap", Value: m.TimeVsBaseline, Limit: 3, Better: "lower", Met: m.TimeVsBaseline <= 3})
+	}
+	return ts
+}
+
+// machine describes the host. cpu is the benchmarks' own "cpu:" line, used
+// if /proc/cpuinfo has no model name.
+func machine(cpu string) Machine {
+	m := Machine{CPU: cpu, NumCPU: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(data)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		m.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	return m
+}
