@@ -16,7 +16,9 @@
 // BenchmarkParallel, each round in a new shuffled order (MMBENCH_SEED). Every
 // benchmark so runs once per round; mmbench parses the output with
 // golang.org/x/perf/benchfmt and summarises each benchmark's rounds with
-// benchmath: the median, and the spread as the farthest round from it.
+// benchmath: the median, and the spread as benchmath's 95% confidence
+// interval of the median (with 12 rounds: from the 3rd to the 10th fastest
+// round), or the farthest round with too few rounds for one.
 // A progress line goes to stderr while it runs.
 package main
 
@@ -32,7 +34,7 @@ import (
 func main() {
 	var cfg config
 	flag.BoolVar(&cfg.Quick, "quick", false, "smoke run: 3 short rounds (under 30 s); the figures are rough")
-	flag.IntVar(&cfg.Rounds, "rounds", 0, "interleaved rounds (default 7, or 3 with -quick)")
+	flag.IntVar(&cfg.Rounds, "rounds", 0, "interleaved rounds (default 12, or 3 with -quick)")
 	flag.DurationVar(&cfg.Benchtime, "benchtime", 0, "time per benchmark per round (default 60ms, or 3ms with -quick)")
 	flag.BoolVar(&cfg.JSON, "json", false, "print the report as JSON on stdout instead of the table")
 	flag.StringVar(&cfg.SVG, "svg", "mmbench.svg", "write the throughput chart (SVG) to this file (\"\" for none)")

@@ -226,7 +226,7 @@ func TestSummarize(t *testing.T) {
 		line("Parallel/size=4KiB/goroutines=2/impl=copy", 50)
 		line("Parallel/size=4KiB/goroutines=2/impl=mmsim", 100)
 	}
-	rep, err := summarize([]byte(raw.String()), config{Rounds: 3, Benchtime: time.Millisecond}, unicornInfo{Reason: "test"})
+	rep, err := summarize([]byte(raw.String()), config{Rounds: 3, Benchtime: time.Millisecond}, unicornInfo{Reason: "test"}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

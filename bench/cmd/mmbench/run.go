@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -39,7 +40,7 @@ type config struct {
 // fill sets the defaults that depend on Quick.
 func (c *config) fill() error {
 	if c.Rounds == 0 {
-		c.Rounds = 7
+		c.Rounds = 12
 		if c.Quick {
 			c.Rounds = 3
 		}
@@ -78,6 +79,10 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	uc := probeUnicorn(ctx, cfg.Unicorn)
 	prog := newProgress(stderr)
+	load := loadAverage()
+	if busy(load) {
+		fmt.Fprintf(stderr, "mmbench: warning: the machine is busy (load average %.2f on %d CPUs); the figures will be noisy\n", load, runtime.NumCPU())
+	}
 	prog.printf("mmbench: compiling the suite (%s)", uc.buildNote())
 	bin := filepath.Join(tmp, "bench.test")
 	args := []string{"test", "-c", "-o", bin}
@@ -104,7 +109,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	prog.done()
 
-	rep, err := summarize(raw.Bytes(), cfg, uc)
+	rep, err := summarize(raw.Bytes(), cfg, uc, load)
 	if err != nil {
 		return err
 	}
@@ -147,6 +152,10 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	_, err = stdout.Write(table.Bytes())
 	return err
 }
+
+// busy reports whether a load average means that other work shares the
+// machine.
+func busy(load float64) bool { return load > 0.5*float64(runtime.NumCPU()) }
 
 // resultLine matches a benchmark result line of `go test -bench`.
 var resultLine = regexp.MustCompile(`^Benchmark\S+\s+\d+\s`)

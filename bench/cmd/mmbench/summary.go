@@ -35,6 +35,10 @@ type Machine struct {
 	OS     string `json:"os"`
 	Arch   string `json:"arch"`
 	Kernel string `json:"kernel"`
+	// Load is the 1-minute load average when mmbench started: above about
+	// half the CPUs, other work shared the machine and the figures are
+	// noisier.
+	Load float64 `json:"load_at_start"`
 }
 
 type Config struct {
@@ -59,13 +63,19 @@ type Stat struct {
 	N      int      `json:"rounds"`
 }
 
-// Spread is the distance from the median to the farthest round, as a
-// fraction of the median.
+// Spread is the half-width of the median's 95% confidence interval, as a
+// fraction of the median (what benchstat prints as "± x%"): the larger of
+// its distances to the median. With too few rounds for an interval (fewer
+// than 6) it is the distance to the farthest round instead.
 func (s Stat) Spread() float64 {
 	if s.Median == 0 {
 		return 0
 	}
-	return max(s.Max-s.Median, s.Median-s.Min) / s.Median
+	lo, hi := s.Min, s.Max
+	if s.CILo != nil && s.CIHi != nil {
+		lo, hi = *s.CILo, *s.CIHi
+	}
+	return max(hi-s.Median, s.Median-lo) / s.Median
 }
 
 // CopyCell is one cell of the copy table.
@@ -194,7 +204,7 @@ func sizeLabel(n int) string {
 
 // summarize parses the rounds' `go test -bench` output with benchfmt and
 // builds the report.
-func summarize(raw []byte, cfg config, uc unicornInfo) (*Report, error) {
+func summarize(raw []byte, cfg config, uc unicornInfo, load float64) (*Report, error) {
 	samples := map[string]*sample{} // by full name, without the -GOMAXPROCS suffix
 	var names []string
 	cpu := ""
@@ -227,7 +237,7 @@ func summarize(raw []byte, cfg config, uc unicornInfo) (*Report, error) {
 	}
 
 	rep := &Report{
-		Machine: machine(cpu),
+		Machine: machine(cpu, load),
 		Config: Config{
 			Date:      time.Now().UTC().Format(time.RFC3339),
 			Quick:     cfg.Quick,
@@ -487,8 +497,8 @@ func (r *Report) targets() []Target {
 
 // machine describes the host. cpu is the benchmarks' own "cpu:" line, used
 // if /proc/cpuinfo has no model name.
-func machine(cpu string) Machine {
-	m := Machine{CPU: cpu, NumCPU: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+func machine(cpu string, load float64) Machine {
+	m := Machine{CPU: cpu, Load: load, NumCPU: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(data)) {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -502,4 +512,18 @@ func machine(cpu string) Machine {
 		m.Kernel = unix.ByteSliceToString(u.Release[:])
 	}
 	return m
+}
+
+// loadAverage returns the host's 1-minute load average, or 0 if unknown.
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }

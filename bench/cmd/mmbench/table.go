@@ -85,8 +85,12 @@ func writeTables(w io.Writer, r *Report) {
 		mode = ", -quick (rough figures)"
 	}
 	fmt.Fprintf(w, "%d interleaved rounds of %s per benchmark%s; %s in all\n", c.Rounds, c.Benchtime, mode, c.Elapsed)
-	fmt.Fprintln(w, "Each cell: median GB/s (10⁹ B/s) over the rounds, ± the farthest round from it, and × its")
-	fmt.Fprintln(w, "throughput relative to copy() in the same row (1.00× = as fast as the builtin on the same memory).")
+	if busy(m.Load) {
+		fmt.Fprintf(w, "WARNING: the machine was busy at the start (load average %.2f): the figures are noisy\n", m.Load)
+	}
+	fmt.Fprintln(w, "Each cell: median GB/s (10⁹ B/s) over the rounds, ± the 95% confidence interval of the median")
+	fmt.Fprintln(w, "(benchmath; with fewer than 6 rounds, the farthest round), and × its throughput relative to")
+	fmt.Fprintln(w, "copy() in the same row (1.00× = as fast as the builtin on the same host memory).")
 
 	sizes := r.sizes()
 	writeCopy := func(title string, paths []string) {
@@ -135,7 +139,7 @@ func writeTables(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "Allocations per copy: at most %.3g in any cell.\n", allocs)
 
 	if len(r.Ops) > 0 {
-		fmt.Fprintln(w, "\nOperations: ns per call (median ± farthest round), allocations, × time of the baseline (lower is better)")
+		fmt.Fprintln(w, "\nOperations: ns per call (median ± CI), allocations per call, × time of the baseline (lower is better)")
 		t := table{left: 2}
 		t.add("operation", "implementation", "ns/op", "±", "allocs", "× baseline")
 		prev := ""
@@ -158,7 +162,7 @@ func writeTables(w io.Writer, r *Report) {
 	}
 
 	if len(r.Parallel) > 0 {
-		fmt.Fprintln(w, "\nCopyIn on 1 and 2 goroutines, each on its own range: total GB/s (median ± farthest round)")
+		fmt.Fprintln(w, "\nCopyIn on 1 and 2 goroutines, each on its own range: total GB/s (median ± CI)")
 		var t table
 		t.add("size", "goroutines", "copy()", "CopyIn", "× copy()", "CopyIn × 1 goroutine")
 		for _, c := range r.Parallel {
