@@ -191,7 +191,10 @@ func TestFaultErrors(t *testing.T) {
 		{"read of unmapped", func() (int64, error) { n, err := as.CopyIn(ctx, a+100, buf, noOpt); return int64(n), err }, 2*pg - 100, a + 2*pg, hostarch.Read, FaultUnmapped},
 		{"zero of read-only", func() (int64, error) { return as.ZeroOut(ctx, a+pg-1, 5, noOpt) }, 1, a + pg, hostarch.Write, FaultProtection},
 		{"beyond Size", func() (int64, error) { n, err := as.CopyIn(ctx, 63*pg, buf[:2*pg], noOpt); return int64(n), err }, 0, 63 * pg, hostarch.Read, FaultUnmapped},
-		{"overflow", func() (int64, error) { n, err := as.CopyIn(ctx, ^hostarch.Addr(0)-3, buf[:8], noOpt); return int64(n), err }, 0, ^hostarch.Addr(0) - 3, hostarch.Read, FaultUnmapped},
+		{"overflow", func() (int64, error) {
+			n, err := as.CopyIn(ctx, ^hostarch.Addr(0)-3, buf[:8], noOpt)
+			return int64(n), err
+		}, 0, ^hostarch.Addr(0) - 3, hostarch.Read, FaultUnmapped},
 		{"swap on read-only", func() (int64, error) { _, err := as.SwapUint32(ctx, a+pg, 1, noOpt); return 0, err }, 0, a + pg, hostarch.ReadWrite, FaultProtection},
 		{"load of page 0", func() (int64, error) { _, err := as.LoadUint32(ctx, 0, noOpt); return 0, err }, 0, 0, hostarch.Read, FaultUnmapped},
 	} {

@@ -78,11 +78,13 @@ func (e closedError) Error() string        { return ErrClosed.Error() + ": " + e
 func (e closedError) Is(target error) bool { return target == ErrClosed || target == e.errno }
 
 var (
-	errClosedIO     error = closedError{unix.EFAULT}
-	errClosedMgmt   error = closedError{unix.EINVAL}
-	errClosedTwice  error = closedError{unix.EBADF}
-	errOutOfRange         = func(addr hostarch.Addr, at hostarch.AccessType) error { return &FaultError{Addr: addr, Access: at, Reason: FaultUnmapped} }
-	errMisalignedIO       = func(addr hostarch.Addr) error {
+	errClosedIO    error = closedError{unix.EFAULT}
+	errClosedMgmt  error = closedError{unix.EINVAL}
+	errClosedTwice error = closedError{unix.EBADF}
+	errOutOfRange        = func(addr hostarch.Addr, at hostarch.AccessType) error {
+		return &FaultError{Addr: addr, Access: at, Reason: FaultUnmapped}
+	}
+	errMisalignedIO = func(addr hostarch.Addr) error {
 		return fmt.Errorf("addrspace: atomic access at %#x is not 4-byte aligned: %w", addr, unix.EINVAL)
 	}
 )
