@@ -48,6 +48,11 @@ type AddressSpace struct {
 	// closed is set by Close, before any host resource is released.
 	closed atomic.Bool
 
+	// limit is Size while the address space is open and 0 once it is
+	// closed, so that the copy fast path checks bounds and openness with
+	// one load.
+	limit atomic.Uint64
+
 	// cowVMAs counts VMAs that copy on write (private file mappings). While
 	// it is zero no write can need fault resolution before it is done, so
 	// CopyOutFrom can skip pre-faulting.
@@ -100,6 +105,7 @@ func New(opts Options) (*AddressSpace, error) {
 	}
 	as.appBase = hostPointer(as.app.Base())
 	as.maxBase = hostPointer(as.max.Base())
+	as.limit.Store(size)
 	return as, nil
 }
 
@@ -118,6 +124,7 @@ func (as *AddressSpace) Close() error {
 	if as.closed.Swap(true) {
 		return errClosedTwice
 	}
+	as.limit.Store(0)
 	var first error
 	keep := func(err error) {
 		if err != nil && first == nil {

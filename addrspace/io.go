@@ -29,16 +29,22 @@ func (as *AddressSpace) view(opts usermem.IOOpts) unsafe.Pointer {
 	return as.appBase
 }
 
-// ioRange checks that [addr, addr+n) lies inside the address space (Linux's
-// access_ok) and that the address space is open.
-func (as *AddressSpace) ioRange(addr hostarch.Addr, n uint64, at hostarch.AccessType) error {
+// ioRange reports whether [addr, addr+n) lies inside the address space
+// (Linux's access_ok) and the address space is open. It is small enough to be
+// inlined into the copy fast paths.
+func (as *AddressSpace) ioRange(addr hostarch.Addr, n uint64) bool {
+	end := uint64(addr) + n
+	return end >= uint64(addr) && end <= as.limit.Load()
+}
+
+// ioRangeErr returns the error for an access that ioRange refused.
+//
+//go:noinline
+func (as *AddressSpace) ioRangeErr(addr hostarch.Addr, at hostarch.AccessType) error {
 	if as.closed.Load() {
 		return errClosedIO
 	}
-	if end, ok := addr.AddLength(n); !ok || uint64(end) > as.size {
-		return errOutOfRange(addr, at)
-	}
-	return nil
+	return errOutOfRange(addr, at)
 }
 
 // resolve handles a fault at host address hostFault, raised by an access at
@@ -148,20 +154,21 @@ func (as *AddressSpace) CopyOut(ctx context.Context, addr hostarch.Addr, src []b
 	if len(src) == 0 {
 		return 0, as.closedErr()
 	}
-	if err := as.ioRange(addr, uint64(len(src)), hostarch.Write); err != nil {
-		return 0, err
+	if !as.ioRange(addr, uint64(len(src))) {
+		return 0, as.ioRangeErr(addr, hostarch.Write)
 	}
 	base := as.view(opts)
 	dst := unsafe.Add(base, addr)
-	done, fault, sig := safecopy.Copy(dst, unsafe.Pointer(unsafe.SliceData(src)), uintptr(len(src)))
+	fault, done, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(src))), uintptr(len(src)))
 	if sig == 0 {
 		return len(src), nil
 	}
-	return as.copyOutSlow(base, dst, src, done, fault, sig, opts)
+	return as.copyOutSlow(base, dst, src, fault, done, sig, opts)
 }
 
 //go:noinline
-func (as *AddressSpace) copyOutSlow(base, dst unsafe.Pointer, src []byte, done, fault uintptr, sig unix.Signal, opts usermem.IOOpts) (int, error) {
+func (as *AddressSpace) copyOutSlow(base, dst unsafe.Pointer, src []byte, rawFault, rawDone uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
+	done, fault, sig := safecopy.FinishCopy(dst, unsafe.Pointer(unsafe.SliceData(src)), uintptr(len(src)), rawFault, rawDone, rawSig)
 	done, err := as.finish(base, uintptr(len(src)), done, fault, sig, hostarch.Write, opts, func(from uintptr) (uintptr, uintptr, unix.Signal) {
 		return safecopy.Copy(unsafe.Add(dst, from), unsafe.Pointer(unsafe.SliceData(src[from:])), uintptr(len(src))-from)
 	})
@@ -176,20 +183,21 @@ func (as *AddressSpace) CopyIn(ctx context.Context, addr hostarch.Addr, dst []by
 	if len(dst) == 0 {
 		return 0, as.closedErr()
 	}
-	if err := as.ioRange(addr, uint64(len(dst)), hostarch.Read); err != nil {
-		return 0, err
+	if !as.ioRange(addr, uint64(len(dst))) {
+		return 0, as.ioRangeErr(addr, hostarch.Read)
 	}
 	base := as.view(opts)
 	src := unsafe.Add(base, addr)
-	done, fault, sig := safecopy.Copy(unsafe.Pointer(unsafe.SliceData(dst)), src, uintptr(len(dst)))
+	fault, done, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(src), uintptr(len(dst)))
 	if sig == 0 {
 		return len(dst), nil
 	}
-	return as.copyInSlow(base, src, dst, done, fault, sig, opts)
+	return as.copyInSlow(base, src, dst, fault, done, sig, opts)
 }
 
 //go:noinline
-func (as *AddressSpace) copyInSlow(base, src unsafe.Pointer, dst []byte, done, fault uintptr, sig unix.Signal, opts usermem.IOOpts) (int, error) {
+func (as *AddressSpace) copyInSlow(base, src unsafe.Pointer, dst []byte, rawFault, rawDone uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
+	done, fault, sig := safecopy.FinishCopy(unsafe.Pointer(unsafe.SliceData(dst)), src, uintptr(len(dst)), rawFault, rawDone, rawSig)
 	done, err := as.finish(base, uintptr(len(dst)), done, fault, sig, hostarch.Read, opts, func(from uintptr) (uintptr, uintptr, unix.Signal) {
 		return safecopy.Copy(unsafe.Pointer(unsafe.SliceData(dst[from:])), unsafe.Add(src, from), uintptr(len(dst))-from)
 	})
@@ -215,8 +223,8 @@ func (as *AddressSpace) ZeroOut(ctx context.Context, addr hostarch.Addr, toZero 
 	if toZero == 0 {
 		return 0, as.closedErr()
 	}
-	if err := as.ioRange(addr, uint64(toZero), hostarch.Write); err != nil {
-		return 0, err
+	if !as.ioRange(addr, uint64(toZero)) {
+		return 0, as.ioRangeErr(addr, hostarch.Write)
 	}
 	base := as.view(opts)
 	dst := unsafe.Add(base, addr)
@@ -239,7 +247,10 @@ func (as *AddressSpace) atomicAddr(addr hostarch.Addr, at hostarch.AccessType) e
 		}
 		return errMisalignedIO(addr)
 	}
-	return as.ioRange(addr, 4, at)
+	if !as.ioRange(addr, 4) {
+		return as.ioRangeErr(addr, at)
+	}
+	return nil
 }
 
 // SwapUint32 implements usermem.IO.SwapUint32. A misaligned addr returns
@@ -315,8 +326,8 @@ func (as *AddressSpace) checkRanges(ars hostarch.AddrRangeSeq, at hostarch.Acces
 	}
 	for ; !ars.IsEmpty(); ars = ars.Tail() {
 		ar := ars.Head()
-		if err := as.ioRange(ar.Start, uint64(ar.Length()), at); err != nil {
-			return err
+		if !as.ioRange(ar.Start, uint64(ar.Length())) {
+			return as.ioRangeErr(ar.Start, at)
 		}
 	}
 	return nil

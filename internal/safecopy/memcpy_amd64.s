@@ -246,3 +246,10 @@ TEXT ·memcpyFault(SB), NOSPLIT|NOFRAME, $0-44
 	VZEROUPPER
 ret:
 	RET
+
+// func Memcpy(dst, src, n uintptr) (fault, done uintptr, sig int32)
+//
+// The exported entry to memcpy, for fast paths that call it directly; a tail
+// jump, so any fault is raised inside memcpy's protected range.
+TEXT ·Memcpy(SB), NOSPLIT|NOFRAME, $0-44
+	JMP	·memcpy(SB)

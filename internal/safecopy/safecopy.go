@@ -41,6 +41,12 @@ func Copy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig unix.Sig
 	return copyFault(dst, src, n, f, lb, s)
 }
 
+// FinishCopy returns Copy's results for a call Memcpy(dst, src, n) that
+// returned fault, done and a non-zero sig.
+func FinishCopy(dst, src unsafe.Pointer, n, fault, done uintptr, sig int32) (uintptr, uintptr, unix.Signal) {
+	return copyFault(dst, src, n, fault, done, sig)
+}
+
 // copyFault turns a faulting memcpy into an exact count. f is the address the
 // kernel reported, lb the number of leading bytes memcpy had certainly copied.
 //
