@@ -97,6 +97,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 
+	meter := startCPUMeter()
 	var raw bytes.Buffer
 	total := 0 // benchmarks per round, known after the first
 	for r := range cfg.Rounds {
@@ -114,6 +115,10 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.Config.Elapsed = time.Since(start).Round(time.Second).String()
+	rep.Machine.OthersCPU = meter.othersShare(runtime.NumCPU())
+	if rep.Machine.OthersCPU > othersLimit {
+		fmt.Fprintf(stderr, "mmbench: warning: other processes used %.0f%% of the CPUs during the run; the figures are disturbed\n", 100*rep.Machine.OthersCPU)
+	}
 
 	if cfg.Raw != "" {
 		if err := os.WriteFile(cfg.Raw, raw.Bytes(), 0o644); err != nil {
@@ -152,6 +157,10 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	_, err = stdout.Write(table.Bytes())
 	return err
 }
+
+// othersLimit is the share of the CPUs that other processes may use during a
+// run before mmbench warns that they disturbed it.
+const othersLimit = 0.05
 
 // busy reports whether a load average means that other work shares the
 // machine.

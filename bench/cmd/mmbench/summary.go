@@ -39,6 +39,9 @@ type Machine struct {
 	// half the CPUs, other work shared the machine and the figures are
 	// noisier.
 	Load float64 `json:"load_at_start"`
+	// OthersCPU is the share of all the CPUs' time that other processes
+	// (and other guests of the hypervisor) used during the run.
+	OthersCPU float64 `json:"others_cpu_share"`
 }
 
 type Config struct {

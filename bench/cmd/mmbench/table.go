@@ -88,6 +88,11 @@ func writeTables(w io.Writer, r *Report) {
 	if busy(m.Load) {
 		fmt.Fprintf(w, "WARNING: the machine was busy at the start (load average %.2f): the figures are noisy\n", m.Load)
 	}
+	if m.OthersCPU > othersLimit {
+		fmt.Fprintf(w, "WARNING: other processes used %.0f%% of the CPUs during the run: the figures are disturbed\n", 100*m.OthersCPU)
+	} else {
+		fmt.Fprintf(w, "Other processes used %.1f%% of the CPUs during the run.\n", 100*m.OthersCPU)
+	}
 	fmt.Fprintln(w, "Each cell: median GB/s (10⁹ B/s) over the rounds, ± the 95% confidence interval of the median")
 	fmt.Fprintln(w, "(benchmath; with fewer than 6 rounds, the farthest round), and × its throughput relative to")
 	fmt.Fprintln(w, "copy() in the same row (1.00× = as fast as the builtin on the same host memory).")
