@@ -3,6 +3,7 @@ package addrspace
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -63,9 +64,11 @@ type AddressSpace struct {
 	mu    sync.Mutex
 	vmas  *vmaTree
 	files map[fileKey]*fileRef
-	// copied holds the memory-file offsets of the pages of private file
-	// mappings that have been written, and so copied into the memory file.
-	copied map[uint64]struct{}
+	// override maps the simulated page addresses of private pages that
+	// have their own memory-file page (a private file page once written, a
+	// page copied on write after a clone) to that page's offset. It plays
+	// the part of the page table for pages that differ from their VMA's.
+	override map[hostarch.Addr]uint64
 	// pageBuf is scratch space for copying a file page on first write.
 	pageBuf []byte
 }
@@ -87,7 +90,7 @@ func New(opts Options) (*AddressSpace, error) {
 		size:    size,
 		vmas:    newVMATree(),
 		files:   make(map[fileKey]*fileRef),
-		copied:  make(map[uint64]struct{}),
+		override: make(map[hostarch.Addr]uint64),
 		pageBuf: make([]byte, hostarch.PageSize),
 	}
 	var err error
@@ -139,7 +142,7 @@ func (as *AddressSpace) Close() error {
 	}
 	as.files = nil
 	as.vmas.Clear(false)
-	as.copied = nil
+	as.override = nil
 	return first
 }
 
@@ -274,9 +277,9 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	}
 	// Map over whatever is there: the host replaces old mappings in one
 	// step, so on failure the old ones can be mapped again from the tree.
-	if err := as.mapHost(v, v.start, v.end); err != nil {
+	if err := as.mapBase(v, v.start, v.end); err != nil {
 		if v.usesMem() {
-			as.mem.Free(v.mem, length)
+			as.mem.DecRef(v.mem, length)
 		}
 		as.remapHost(v.ar())
 		return fail(fmt.Errorf("addrspace: mmap: %w", err))
@@ -416,75 +419,93 @@ func (as *AddressSpace) removeRange(ar hostarch.AddrRange) {
 	as.splitAt(ar.End)
 	for _, v := range as.overlapping(ar) {
 		as.delete(v)
-		if v.usesMem() {
-			as.forgetCopies(v, v.start, v.end)
-			as.mem.Free(v.mem, v.length())
-		}
+		as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.DecRef(off, length) })
+		as.dropOverrides(v.start, v.end)
 		if v.file != nil {
 			as.dropFile(v.file)
 		}
 	}
 }
 
-// forgetCopies drops the copied-page records of v's pages in [start, end).
-func (as *AddressSpace) forgetCopies(v *vma, start, end hostarch.Addr) {
-	if !v.cow() || len(as.copied) == 0 {
-		return
+// overridesIn returns the addresses in [start, end) that have an override,
+// in increasing order.
+func (as *AddressSpace) overridesIn(start, end hostarch.Addr) []hostarch.Addr {
+	if len(as.override) == 0 {
+		return nil
 	}
-	lo, hi := v.memAt(start), v.memAt(end)
-	if uint64(len(as.copied)) < (hi-lo)/hostarch.PageSize {
-		for off := range as.copied {
-			if off >= lo && off < hi {
-				delete(as.copied, off)
+	var addrs []hostarch.Addr
+	if uint64(len(as.override)) < uint64(end-start)/hostarch.PageSize {
+		for a := range as.override {
+			if a >= start && a < end {
+				addrs = append(addrs, a)
 			}
 		}
-		return
+		slices.Sort(addrs)
+		return addrs
 	}
-	for off := lo; off < hi; off += hostarch.PageSize {
-		delete(as.copied, off)
+	for a := start; a < end; a += hostarch.PageSize {
+		if _, ok := as.override[a]; ok {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
+}
+
+// forEachPage calls f for the memory-file ranges that v's pages in [start,
+// end) hold references to: the VMA's own range (for anonymous memory) less
+// the pages with overrides, and each override page.
+func (as *AddressSpace) forEachPage(v *vma, start, end hostarch.Addr, f func(off, length uint64)) {
+	cur := start
+	for _, a := range as.overridesIn(start, end) {
+		if v.usesMem() && a > cur {
+			f(v.memAt(cur), uint64(a-cur))
+		}
+		f(as.override[a], hostarch.PageSize)
+		cur = a + hostarch.PageSize
+	}
+	if v.usesMem() && end > cur {
+		f(v.memAt(cur), uint64(end-cur))
 	}
 }
 
-// copiedIn calls f for each copied page of v in [start, end).
-func (as *AddressSpace) copiedIn(v *vma, start, end hostarch.Addr, f func(addr hostarch.Addr) error) error {
-	if !v.cow() || len(as.copied) == 0 {
-		return nil
+// dropOverrides forgets the overrides of [start, end) (their pages'
+// references are the caller's to drop).
+func (as *AddressSpace) dropOverrides(start, end hostarch.Addr) {
+	for _, a := range as.overridesIn(start, end) {
+		delete(as.override, a)
 	}
-	lo, hi := v.memAt(start), v.memAt(end)
-	if uint64(len(as.copied)) < (hi-lo)/hostarch.PageSize {
-		for off := range as.copied {
-			if off >= lo && off < hi {
-				if err := f(v.start + hostarch.Addr(off-v.mem)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	for off := lo; off < hi; off += hostarch.PageSize {
-		if _, ok := as.copied[off]; ok {
-			if err := f(v.start + hostarch.Addr(off-v.mem)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // viewProts returns the host protections of v's pages in the app and max
-// views; for pages still shared with a file under copy-on-write, write is
-// removed from both.
-func viewProts(v *vma, copied bool) (app, max int) {
+// views. Write is withheld from the pages of mappings that copy on write
+// unless the page is known to be exclusive; a write fault grants it.
+func viewProts(v *vma, exclusive bool) (app, max int) {
 	app, max = pma.HostProt(v.perms), pma.HostProt(v.maxPerms)
-	if v.cow() && !copied {
+	if v.cow() && !exclusive {
 		app &^= unix.PROT_WRITE
 		max &^= unix.PROT_WRITE
 	}
 	return app, max
 }
 
-// mapHost makes both views map v's pages in [start, end) as v says.
+// mapHost makes both views map v's pages in [start, end) as v and the
+// overrides say.
 func (as *AddressSpace) mapHost(v *vma, start, end hostarch.Addr) error {
+	if err := as.mapBase(v, start, end); err != nil {
+		return err
+	}
+	app, max := viewProts(v, false)
+	for _, a := range as.overridesIn(start, end) {
+		if err := as.mapPage(a, as.override[a], app, max); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mapBase makes both views map v's pages in [start, end) as v says,
+// ignoring overrides.
+func (as *AddressSpace) mapBase(v *vma, start, end hostarch.Addr) error {
 	fd, off := as.mem.FD(), v.memAt(start)
 	if v.file != nil {
 		fd, off = v.file.fd(), v.offAt(start)
@@ -493,19 +514,15 @@ func (as *AddressSpace) mapHost(v *vma, start, end hostarch.Addr) error {
 	if err := as.app.MapFile(uint64(start), uint64(end-start), fd, off, app); err != nil {
 		return err
 	}
-	if err := as.max.MapFile(uint64(start), uint64(end-start), fd, off, max); err != nil {
-		return err
-	}
-	return as.copiedIn(v, start, end, func(addr hostarch.Addr) error { return as.mapCopiedPage(v, addr) })
+	return as.max.MapFile(uint64(start), uint64(end-start), fd, off, max)
 }
 
-// mapCopiedPage maps the private copy of v's page at addr in both views.
-func (as *AddressSpace) mapCopiedPage(v *vma, addr hostarch.Addr) error {
-	app, max := viewProts(v, true)
-	if err := as.app.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), v.memAt(addr), app); err != nil {
+// mapPage maps memory-file page off at addr in both views.
+func (as *AddressSpace) mapPage(addr hostarch.Addr, off uint64, app, max int) error {
+	if err := as.app.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, app); err != nil {
 		return err
 	}
-	return as.max.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), v.memAt(addr), max)
+	return as.max.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, max)
 }
 
 // remapHost makes the host mappings of ar agree with the tree again, after a
@@ -623,14 +640,10 @@ func (as *AddressSpace) Mprotect(addr hostarch.Addr, length uint64, perms hostar
 	return nil
 }
 
-// protectHost applies v.perms to v's pages in the app view.
+// protectHost applies v.perms to v's pages in the app view. Pages that copy
+// on write lose write access even where a fault had granted it; the next
+// write fault grants it again, without a copy if the page is exclusive.
 func (as *AddressSpace) protectHost(v *vma) error {
 	app, _ := viewProts(v, false)
-	if err := as.app.Protect(uint64(v.start), v.length(), app); err != nil {
-		return err
-	}
-	copiedApp, _ := viewProts(v, true)
-	return as.copiedIn(v, v.start, v.end, func(addr hostarch.Addr) error {
-		return as.app.Protect(uint64(addr), hostarch.PageSize, copiedApp)
-	})
+	return as.app.Protect(uint64(v.start), v.length(), app)
 }

@@ -85,37 +85,66 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
 	}
 	if at.Write && v.cow() {
-		page := addr.RoundDown()
-		if _, done := as.copied[v.memAt(page)]; !done {
-			return as.breakCOW(v, page, addr, at)
-		}
+		return as.resolveWrite(v, addr.RoundDown(), addr, at)
 	}
 	return nil
 }
 
-// breakCOW gives v's page at page its private copy: the page's bytes, as
-// the file's mapping shows them (page cache included, as Linux copies
-// them), are copied into the memory file, and that page is mapped in both
-// views.
+// resolveWrite lets a write proceed to v's page at page, which the host
+// write-protects because it may be shared: a page of a private file mapping
+// not yet written gets a private copy of the file's page; a memory-file page
+// that another address space also references (after Clone) is copied; a
+// page that is this address space's alone is made writable in place.
 //
-// Preconditions: as.mu is held; v.cow(); the page is not yet copied.
-func (as *AddressSpace) breakCOW(v *vma, page, addr hostarch.Addr, at hostarch.AccessType) error {
-	// The max view maps the file page readable (write is withheld, read is
-	// always granted: see pma.HostProt); a page wholly beyond the end of the
-	// file raises SIGBUS there, as it does on Linux.
+// Preconditions: as.mu is held; v.cow(); v allows the write.
+func (as *AddressSpace) resolveWrite(v *vma, page, addr hostarch.Addr, at hostarch.AccessType) error {
+	cur, ok := as.override[page]
+	if !ok && v.file == nil {
+		cur, ok = v.memAt(page), true
+	}
+	if ok && as.mem.Refs(cur) == 1 {
+		app, max := viewProts(v, true)
+		if err := as.app.Protect(uint64(page), hostarch.PageSize, app); err != nil {
+			return fmt.Errorf("addrspace: write fault at %#x: %w", addr, err)
+		}
+		if err := as.max.Protect(uint64(page), hostarch.PageSize, max); err != nil {
+			return fmt.Errorf("addrspace: write fault at %#x: %w", addr, err)
+		}
+		return nil
+	}
+	return as.copyPage(v, page, addr, at, cur, ok)
+}
+
+// copyPage gives v's page at page a private copy of its current contents
+// (as the max view shows them: a file page's page-cache bytes included, as
+// Linux copies them), maps the copy writable in both views, and drops the
+// reference to the old memory-file page cur if hadMem.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) copyPage(v *vma, page, addr hostarch.Addr, at hostarch.AccessType, cur uint64, hadMem bool) error {
+	// The max view always maps the page readable (pma.HostProt). A file page
+	// wholly beyond the end of its file raises SIGBUS, as on Linux.
 	buf := as.pageBuf
 	if _, _, sig := safecopy.Copy(unsafe.Pointer(unsafe.SliceData(buf)), unsafe.Add(as.maxBase, page), hostarch.PageSize); sig != 0 {
 		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
 	}
-	mem := v.memAt(page)
-	if _, err := unix.Pwrite(as.mem.FD(), buf, int64(mem)); err != nil {
-		return fmt.Errorf("addrspace: copy-on-write of %#x: %v: %w", page, err, unix.ENOMEM)
+	off, err := as.mem.Allocate(hostarch.PageSize, 0)
+	if err != nil {
+		return fmt.Errorf("addrspace: copy-on-write at %#x: %w", addr, err)
 	}
-	as.copied[mem] = struct{}{}
-	if err := as.mapCopiedPage(v, page); err != nil {
-		delete(as.copied, mem)
+	if _, err := unix.Pwrite(as.mem.FD(), buf, int64(off)); err != nil {
+		as.mem.DecRef(off, hostarch.PageSize)
+		return fmt.Errorf("addrspace: copy-on-write at %#x: %v: %w", addr, err, unix.ENOMEM)
+	}
+	app, max := viewProts(v, true)
+	if err := as.mapPage(page, off, app, max); err != nil {
+		as.mem.DecRef(off, hostarch.PageSize)
 		as.remapHost(hostarch.AddrRange{Start: page, End: page + hostarch.PageSize})
-		return fmt.Errorf("addrspace: copy-on-write of %#x: %v: %w", page, err, unix.ENOMEM)
+		return fmt.Errorf("addrspace: copy-on-write at %#x: %w", addr, err)
+	}
+	as.override[page] = off
+	if hadMem {
+		as.mem.DecRef(cur, hostarch.PageSize)
 	}
 	return nil
 }
@@ -410,10 +439,7 @@ func (as *AddressSpace) prefaultWrite(ars hostarch.AddrRangeSeq, opts usermem.IO
 			end := min(v.end, ar.End)
 			if v.cow() {
 				for page := cur.RoundDown(); page < end; page += hostarch.PageSize {
-					if _, ok := as.copied[v.memAt(page)]; ok {
-						continue
-					}
-					if err := as.breakCOW(v, page, max(page, cur), hostarch.Write); err != nil {
+					if err := as.resolveWrite(v, page, max(page, cur), hostarch.Write); err != nil {
 						return done + int64(max(page, cur)-cur), err
 					}
 				}

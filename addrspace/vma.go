@@ -28,16 +28,26 @@ type vma struct {
 	file *fileRef
 	off  uint64
 
-	// mem is the memory-file offset of start, for anonymous mappings (their
-	// backing) and private file mappings (where a page's private copy goes
-	// when it is first written). Unused for shared file mappings.
+	// mem is the memory-file offset of start, for anonymous mappings: page
+	// start+i is backed by memory-file page mem+i, unless
+	// AddressSpace.override names another page for it.
 	mem uint64
+
+	// wp is set on private mappings shared with a clone: their pages are
+	// write-protected on the host until a write fault shows that the page is
+	// this address space's alone (or copies it).
+	wp bool
+
+	// name labels an anonymous mapping in WriteMaps ("[heap]", say).
+	name string
 }
 
-func (v *vma) usesMem() bool { return v.file == nil || v.private }
+func (v *vma) usesMem() bool { return v.file == nil }
 
-// cow reports whether v's pages are copied on first write.
-func (v *vma) cow() bool { return v.file != nil && v.private }
+// cow reports whether a write to v's pages may need fault resolution
+// (copy-on-write) before it can proceed: pages of private file mappings and
+// private pages shared with a clone are write-protected on the host.
+func (v *vma) cow() bool { return v.private && (v.file != nil || v.wp) }
 
 func (v *vma) length() uint64 { return uint64(v.end - v.start) }
 
@@ -52,7 +62,7 @@ func (v *vma) offAt(addr hostarch.Addr) uint64 { return v.off + uint64(addr-v.st
 // canMerge reports whether next, which starts where v ends, can join v.
 func (v *vma) canMerge(next *vma) bool {
 	if v.end != next.start || v.perms != next.perms || v.maxPerms != next.maxPerms ||
-		v.private != next.private || v.file != next.file {
+		v.private != next.private || v.file != next.file || v.wp != next.wp || v.name != next.name {
 		return false
 	}
 	if v.file != nil && next.off != v.off+v.length() {

@@ -6,23 +6,36 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/google/btree"
 	"github.com/mmsim/mmsim/hostarch"
 	"golang.org/x/sys/unix"
 )
 
 // A MemoryFile is a sparse anonymous file (memfd_create(2)) whose pages back
 // anonymous memory. Host memory is committed by the kernel when a page is
-// first touched through a mapping and returned to the host by Free
-// (fallocate(2) FALLOC_FL_PUNCH_HOLE).
+// first touched through a mapping and returned to the host when the page is
+// freed (fallocate(2) FALLOC_FL_PUNCH_HOLE).
 //
-// Offsets handed out by Allocate are page-aligned and never overlap an
-// allocation that has not been freed.
+// Pages are reference-counted, so that address spaces cloned from one
+// another can share them (copy-on-write): Allocate returns pages with one
+// reference, IncRef adds references, and DecRef drops them and frees the
+// pages whose count reaches zero. Counts are kept per range, not per page,
+// so sharing a large range costs the same as sharing a small one.
+//
+// Offsets handed out by Allocate are page-aligned and never overlap pages
+// that have not been freed.
 //
 // Concurrency: all methods are safe for concurrent use.
 type MemoryFile struct {
 	f *os.File
 
 	mu sync.Mutex
+	// users is the number of holders (address spaces) of the file; the
+	// file is closed when the last one calls Close.
+	users int
+	// refs holds the ranges of allocated pages with two or more
+	// references, disjoint; allocated pages outside them have one.
+	refs *btree.BTreeG[refSeg]
 	// free holds the free extents of [0, limit), sorted by start, disjoint
 	// and not adjacent (adjacent extents are joined).
 	free []extent
@@ -52,9 +65,25 @@ func NewMemoryFile(name string) (*MemoryFile, error) {
 	}
 	return &MemoryFile{
 		f:     os.NewFile(uintptr(fd), "memfd:"+name),
+		users: 1,
+		refs:  btree.NewG(8, func(a, b refSeg) bool { return a.start < b.start }),
 		free:  []extent{{0, maxFileSize}},
 		limit: maxFileSize,
 	}, nil
+}
+
+// refSeg is a range of pages sharing one reference count (>= 2).
+type refSeg struct {
+	start, end uint64
+	refs       int32
+}
+
+// Share adds a holder of the file: each holder calls Close once.
+func (m *MemoryFile) Share() *MemoryFile {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.users++
+	return m
 }
 
 // FD returns the host file descriptor of the memory file. It stays valid
@@ -137,21 +166,178 @@ func (m *MemoryFile) take(i int, start, end uint64) {
 	}
 }
 
-// Free returns [off, off+length) to the allocator and its memory to the host
-// (the range reads as zeroes if it is allocated again).
+// IncRef adds a reference to each page of [off, off+length).
 //
-// Preconditions: the range was allocated and not yet freed, and is
-// page-aligned.
-func (m *MemoryFile) Free(off, length uint64) error {
+// Preconditions: the pages are allocated; off and length are page-aligned.
+func (m *MemoryFile) IncRef(off, length uint64) {
+	if length == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	end := off + length
+	m.splitSegAt(off)
+	m.splitSegAt(end)
+	cur := off
+	for _, s := range m.segsIn(off, end) {
+		if s.start > cur {
+			m.refs.ReplaceOrInsert(refSeg{cur, s.start, 2})
+		}
+		s.refs++
+		m.refs.ReplaceOrInsert(s)
+		cur = s.end
+	}
+	if cur < end {
+		m.refs.ReplaceOrInsert(refSeg{cur, end, 2})
+	}
+	m.joinSegs(off, end)
+}
+
+// DecRef drops a reference to each page of [off, off+length) and frees the
+// pages left with none: their memory goes back to the host and their
+// offsets to the allocator. It returns the first error from returning
+// memory to the host (the offsets are freed regardless).
+//
+// Preconditions: the pages are allocated; off and length are page-aligned.
+func (m *MemoryFile) DecRef(off, length uint64) error {
 	if length == 0 {
 		return nil
 	}
-	err := m.Decommit(off, length)
+	m.mu.Lock()
+	end := off + length
+	m.splitSegAt(off)
+	m.splitSegAt(end)
+	var dead []extent
+	cur := off
+	for _, s := range m.segsIn(off, end) {
+		if s.start > cur {
+			dead = append(dead, extent{cur, s.start})
+		}
+		if s.refs--; s.refs == 1 {
+			m.refs.Delete(s)
+		} else {
+			m.refs.ReplaceOrInsert(s)
+		}
+		cur = s.end
+	}
+	if cur < end {
+		dead = append(dead, extent{cur, end})
+	}
+	m.joinSegs(off, end)
+	size := m.size
+	m.mu.Unlock()
+	// Punch the dead pages before their offsets can be handed out again.
+	var first error
+	for _, e := range dead {
+		if e.start >= size {
+			continue
+		}
+		if err := m.decommit(e.start, e.end-e.start); err != nil && first == nil {
+			first = err
+		}
+	}
+	m.mu.Lock()
+	for _, e := range dead {
+		m.freeLocked(e.start, e.end-e.start)
+	}
+	m.mu.Unlock()
+	return first
+}
+
+// Refs returns the number of references to the page at off (1 for an
+// allocated page that was never shared).
+//
+// Preconditions: the page is allocated.
+func (m *MemoryFile) Refs(off uint64) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	refs := 1
+	m.refs.DescendLessOrEqual(refSeg{start: off}, func(s refSeg) bool {
+		if s.end > off {
+			refs = int(s.refs)
+		}
+		return false
+	})
+	return refs
+}
+
+// SharedBytes returns the number of bytes of [off, off+length) whose pages
+// have more than one reference.
+func (m *MemoryFile) SharedBytes(off, length uint64) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	end := off + length
+	var n uint64
+	visit := func(s refSeg) bool {
+		if s.start < end && s.end > off {
+			n += min(s.end, end) - max(s.start, off)
+		}
+		return s.start < end
+	}
+	m.refs.DescendLessOrEqual(refSeg{start: off}, func(s refSeg) bool { visit(s); return false })
+	m.refs.AscendRange(refSeg{start: off + 1}, refSeg{start: end}, visit)
+	return n
+}
+
+// splitSegAt splits the segment spanning x, if any, so that one starts at x.
+func (m *MemoryFile) splitSegAt(x uint64) {
+	var hit refSeg
+	found := false
+	m.refs.DescendLessOrEqual(refSeg{start: x}, func(s refSeg) bool {
+		hit, found = s, s.start < x && s.end > x
+		return false
+	})
+	if found {
+		m.refs.ReplaceOrInsert(refSeg{hit.start, x, hit.refs})
+		m.refs.ReplaceOrInsert(refSeg{x, hit.end, hit.refs})
+	}
+}
+
+// segsIn returns the segments starting in [off, end).
+func (m *MemoryFile) segsIn(off, end uint64) []refSeg {
+	var segs []refSeg
+	m.refs.AscendRange(refSeg{start: off}, refSeg{start: end}, func(s refSeg) bool {
+		segs = append(segs, s)
+		return true
+	})
+	return segs
+}
+
+// joinSegs joins adjacent segments with equal counts from the one before
+// off to the one after end, keeping the tree small.
+func (m *MemoryFile) joinSegs(off, end uint64) {
+	lo := off
+	m.refs.DescendLessOrEqual(refSeg{start: off}, func(s refSeg) bool {
+		if s.end >= off {
+			lo = s.start
+		}
+		return false
+	})
+	var prev refSeg
+	have := false
+	var segs []refSeg
+	m.refs.AscendRange(refSeg{start: lo}, refSeg{start: end + 1}, func(s refSeg) bool {
+		segs = append(segs, s)
+		return true
+	})
+	for _, s := range segs {
+		if have && prev.end == s.start && prev.refs == s.refs {
+			m.refs.Delete(s)
+			prev.end = s.end
+			m.refs.ReplaceOrInsert(prev)
+			continue
+		}
+		prev, have = s, true
+	}
+}
+
+// freeLocked returns [off, off+length) to the allocator.
+//
+// Preconditions: m.mu is held; the range is allocated.
+func (m *MemoryFile) freeLocked(off, length uint64) {
 	i := sort.Search(len(m.free), func(i int) bool { return m.free[i].start >= off })
 	if (i < len(m.free) && m.free[i].start < off+length) || (i > 0 && m.free[i-1].end > off) {
-		panic(fmt.Sprintf("pma: Free(%#x, %#x) of a range that is partly free", off, length))
+		panic(fmt.Sprintf("pma: freeing [%#x, +%#x), which is partly free", off, length))
 	}
 	joinPrev := i > 0 && m.free[i-1].end == off
 	joinNext := i < len(m.free) && m.free[i].start == off+length
@@ -169,18 +355,18 @@ func (m *MemoryFile) Free(off, length uint64) error {
 		m.free[i] = extent{off, off + length}
 	}
 	m.inUse -= length
-	return err
 }
 
 // Decommit returns the memory of [off, off+length) to the host without
 // freeing the offsets: the range reads as zeroes afterwards.
 func (m *MemoryFile) Decommit(off, length uint64) error {
-	if length == 0 {
+	if length == 0 || off >= m.sizeNow() {
 		return nil
 	}
-	if off >= m.sizeNow() {
-		return nil
-	}
+	return m.decommit(off, length)
+}
+
+func (m *MemoryFile) decommit(off, length uint64) error {
 	if err := unix.Fallocate(m.FD(), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(off), int64(length)); err != nil {
 		return fmt.Errorf("pma: punching a hole in the memory file: %w", err)
 	}
@@ -210,8 +396,16 @@ func (m *MemoryFile) Resident() (uint64, error) {
 	return uint64(st.Blocks) * 512, nil
 }
 
-// Close closes the memory file. Memory still mapped stays valid until it is
-// unmapped; the rest is returned to the host at once.
+// Close drops one holder of the file (see Share); the last closes it.
+// Memory still mapped stays valid until it is unmapped; the rest is returned
+// to the host at once.
 func (m *MemoryFile) Close() error {
+	m.mu.Lock()
+	m.users--
+	last := m.users == 0
+	m.mu.Unlock()
+	if !last {
+		return nil
+	}
 	return m.f.Close()
 }
