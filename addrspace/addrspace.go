@@ -87,11 +87,11 @@ func New(opts Options) (*AddressSpace, error) {
 		return nil, fmt.Errorf("addrspace: size %#x is not a page multiple of at least two pages: %w", size, unix.EINVAL)
 	}
 	as := &AddressSpace{
-		size:    size,
-		vmas:    newVMATree(),
-		files:   make(map[fileKey]*fileRef),
+		size:     size,
+		vmas:     newVMATree(),
+		files:    make(map[fileKey]*fileRef),
 		override: make(map[hostarch.Addr]uint64),
-		pageBuf: make([]byte, hostarch.PageSize),
+		pageBuf:  make([]byte, hostarch.PageSize),
 	}
 	var err error
 	if as.mem, err = pma.NewMemoryFile("mmsim"); err != nil {
