@@ -115,6 +115,9 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.Config.Elapsed = time.Since(start).Round(time.Second).String()
+	if out, err := exec.CommandContext(ctx, "git", "-C", dir, "describe", "--always", "--dirty", "--abbrev=12").Output(); err == nil {
+		rep.Config.Source = strings.TrimSpace(string(out))
+	}
 	rep.Machine.OthersCPU = meter.othersShare(runtime.NumCPU())
 	if rep.Machine.OthersCPU > othersLimit {
 		fmt.Fprintf(stderr, "mmbench: warning: other processes used %.0f%% of the CPUs during the run; the figures are disturbed\n", 100*rep.Machine.OthersCPU)

@@ -45,7 +45,10 @@ type Machine struct {
 }
 
 type Config struct {
-	Date      string      `json:"date"`
+	Date string `json:"date"`
+	// Source is the commit measured (git describe --always --dirty), if the
+	// suite was run in a git checkout.
+	Source    string      `json:"source,omitempty"`
 	Quick     bool        `json:"quick"`
 	Rounds    int         `json:"rounds"`
 	Benchtime string      `json:"benchtime"`

@@ -84,7 +84,11 @@ func writeTables(w io.Writer, r *Report) {
 	if c.Quick {
 		mode = ", -quick (rough figures)"
 	}
-	fmt.Fprintf(w, "%d interleaved rounds of %s per benchmark%s; %s in all\n", c.Rounds, c.Benchtime, mode, c.Elapsed)
+	src := ""
+	if c.Source != "" {
+		src = ", source " + c.Source
+	}
+	fmt.Fprintf(w, "%d interleaved rounds of %s per benchmark%s; %s in all%s\n", c.Rounds, c.Benchtime, mode, c.Elapsed, src)
 	if busy(m.Load) {
 		fmt.Fprintf(w, "WARNING: the machine was busy at the start (load average %.2f): the figures are noisy\n", m.Load)
 	}
