@@ -30,6 +30,12 @@ type Options struct {
 	// page size. The host must be able to reserve 2*Size bytes of address
 	// space (two views); sizes up to at least 1 TiB work on 64-bit hosts.
 	Size uint64
+
+	// BrkStart is where the heap that Brk manages starts (Linux's
+	// start_brk, which exec places after the program's bss). 0 selects
+	// Size/8. It must be page-aligned and inside the address space; see
+	// also SetBrkStart.
+	BrkStart hostarch.Addr
 }
 
 // An AddressSpace is a simulated virtual address space backed by host
@@ -69,8 +75,12 @@ type AddressSpace struct {
 	// page copied on write after a clone) to that page's offset. It plays
 	// the part of the page table for pages that differ from their VMA's.
 	override map[hostarch.Addr]uint64
-	// pageBuf is scratch space for copying a file page on first write.
+	// pageBuf is scratch space for copying a page on write.
 	pageBuf []byte
+
+	// brkStart and brk are the start and the current end of the heap that
+	// Brk manages (Linux's start_brk and brk).
+	brkStart, brk hostarch.Addr
 }
 
 // New creates an empty address space.
@@ -86,17 +96,38 @@ func New(opts Options) (*AddressSpace, error) {
 	if size%hostarch.PageSize != 0 || size < 2*hostarch.PageSize || size > 1<<62 {
 		return nil, fmt.Errorf("addrspace: size %#x is not a page multiple of at least two pages: %w", size, unix.EINVAL)
 	}
+	brk := opts.BrkStart
+	if brk == 0 {
+		brk = hostarch.Addr(size / 8).RoundDown()
+	}
+	if !brk.IsPageAligned() || brk < MinAddr || uint64(brk) >= size {
+		return nil, fmt.Errorf("addrspace: BrkStart %#x is not a page-aligned address inside the address space: %w", brk, unix.EINVAL)
+	}
+	mem, err := pma.NewMemoryFile("mmsim")
+	if err != nil {
+		return nil, err
+	}
+	as, err := newWithMemory(size, mem)
+	if err != nil {
+		return nil, err
+	}
+	as.brkStart, as.brk = brk, brk
+	return as, nil
+}
+
+// newWithMemory creates an empty address space of size bytes whose
+// anonymous memory comes from mem. On failure it closes mem (drops this
+// holder).
+func newWithMemory(size uint64, mem *pma.MemoryFile) (*AddressSpace, error) {
 	as := &AddressSpace{
 		size:     size,
+		mem:      mem,
 		vmas:     newVMATree(),
 		files:    make(map[fileKey]*fileRef),
 		override: make(map[hostarch.Addr]uint64),
 		pageBuf:  make([]byte, hostarch.PageSize),
 	}
 	var err error
-	if as.mem, err = pma.NewMemoryFile("mmsim"); err != nil {
-		return nil, err
-	}
 	if as.app, err = pma.Reserve(size); err != nil {
 		as.mem.Close()
 		return nil, fmt.Errorf("addrspace: cannot reserve %d bytes of host address space for the app view: %w", size, unix.ENOMEM)
@@ -136,6 +167,15 @@ func (as *AddressSpace) Close() error {
 	}
 	keep(as.app.Release())
 	keep(as.max.Release())
+	if as.mem.Shared() {
+		// Clones still use the memory file: drop this space's references so
+		// that pages they share become theirs alone (and are written without
+		// a copy), and pages only this space used are freed.
+		as.vmas.Ascend(func(v *vma) bool {
+			as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.DecRef(off, length) })
+			return true
+		})
+	}
 	keep(as.mem.Close())
 	for _, r := range as.files {
 		keep(r.f.Close())
@@ -181,6 +221,11 @@ type MmapOpts struct {
 	// Offset is the offset in File of the start of the mapping. It must be
 	// page-aligned. Unused for anonymous mappings.
 	Offset uint64
+
+	// Name labels an anonymous mapping in Mappings and WriteMaps (as
+	// Linux's "[stack]" or prctl(PR_SET_VMA_ANON_NAME) do); mappings with
+	// different names never merge. Ignored for file mappings.
+	Name string
 }
 
 // Mmap creates a mapping and returns its address, as mmap(2) does.
@@ -228,10 +273,20 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	if as.closed.Load() {
 		return 0, errClosedMgmt
 	}
+	return as.mmapLocked(opts, length)
+}
 
+// mmapLocked is Mmap after the checks that need no lock.
+//
+// Preconditions: as.mu is held; length is opts.Length rounded up; the
+// checks at the start of Mmap passed.
+func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr, error) {
 	// As Linux does, choose the address before checking the file and the
 	// permissions.
-	v := &vma{perms: opts.Perms, private: opts.Private}
+	v := &vma{perms: opts.Perms, private: opts.Private, name: opts.Name}
+	if opts.File != nil {
+		v.name = ""
+	}
 	if opts.Fixed {
 		v.start = opts.Addr
 	} else {
@@ -559,6 +614,13 @@ func (as *AddressSpace) Munmap(addr hostarch.Addr, length uint64) error {
 	if as.closed.Load() {
 		return errClosedMgmt
 	}
+	return as.unmapLocked(ar)
+}
+
+// unmapLocked removes the mappings of ar, from the host views first.
+//
+// Preconditions: as.mu is held; ar is page-aligned and inside the space.
+func (as *AddressSpace) unmapLocked(ar hostarch.AddrRange) error {
 	if as.isFree(ar) {
 		return nil
 	}

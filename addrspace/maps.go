@@ -31,6 +31,10 @@ type Mapping struct {
 
 	// Dev and Inode identify the mapped file (0 for anonymous memory).
 	Dev, Inode uint64
+
+	// Name is the label of an anonymous mapping (MmapOpts.Name; "[heap]"
+	// for the heap Brk manages), or "".
+	Name string
 }
 
 // Mappings returns the address space's mappings in address order. It
@@ -48,6 +52,7 @@ func (as *AddressSpace) Mappings() []Mapping {
 			Perms:    v.perms,
 			MaxPerms: v.maxPerms,
 			Private:  v.private,
+			Name:     v.name,
 		}
 		if v.file != nil {
 			m.FileName, m.Offset, m.Dev, m.Inode = v.file.name, v.off, v.file.dev, v.file.ino
@@ -80,6 +85,9 @@ func (as *AddressSpace) WriteMaps(w io.Writer) error {
 			uint64(m.Range.Start), uint64(m.Range.End), m.Perms, ps, m.Offset,
 			devMajor(m.Dev), devMinor(m.Dev), m.Inode)
 		name := m.FileName
+		if name == "" {
+			name = m.Name
+		}
 		if name == "" && !m.Private {
 			name = "/dev/zero (deleted)"
 		}

@@ -146,7 +146,7 @@ func (as *AddressSpace) openFile(f *os.File) (*fileRef, error) {
 		return r, nil
 	}
 	r := &fileRef{
-		f:        os.NewFile(uintptr(newFD), f.Name()),
+		f:        newFile(newFD, f.Name()),
 		name:     f.Name(),
 		dev:      key.dev,
 		ino:      key.ino,
@@ -165,3 +165,5 @@ func (as *AddressSpace) dropFile(r *fileRef) {
 		r.f.Close()
 	}
 }
+
+func newFile(fd int, name string) *os.File { return os.NewFile(uintptr(fd), name) }

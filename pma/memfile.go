@@ -396,6 +396,13 @@ func (m *MemoryFile) Resident() (uint64, error) {
 	return uint64(st.Blocks) * 512, nil
 }
 
+// Shared reports whether more than one holder (see Share) holds the file.
+func (m *MemoryFile) Shared() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.users > 1
+}
+
 // Close drops one holder of the file (see Share); the last closes it.
 // Memory still mapped stays valid until it is unmapped; the rest is returned
 // to the host at once.

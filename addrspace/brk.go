@@ -1,0 +1,82 @@
+package addrspace
+
+import (
+	"fmt"
+
+	"github.com/mmsim/mmsim/hostarch"
+	"golang.org/x/sys/unix"
+)
+
+// heapName labels the heap's mapping, as in Linux's /proc/PID/maps.
+const heapName = "[heap]"
+
+// Brk sets the end of the heap (the program break) to addr and returns the
+// new break, as brk(2) does: the heap is a private anonymous read-write
+// mapping from BrkStart to addr rounded up to a page, grown or shrunk to
+// match. Brk(0) returns the current break without changing anything.
+//
+// As on Linux, a break that cannot be set leaves the heap as it was and
+// returns the current break; the error (wrapping ENOMEM) says why: addr is
+// below BrkStart or beyond the address space, or growing would overlap
+// another mapping. ErrClosed after Close.
+func (as *AddressSpace) Brk(addr hostarch.Addr) (hostarch.Addr, error) {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.closed.Load() {
+		return 0, errClosedMgmt
+	}
+	cur := as.brk
+	if addr == 0 {
+		return cur, nil
+	}
+	if addr < as.brkStart || uint64(addr) > as.size {
+		return cur, fmt.Errorf("addrspace: brk %#x outside [%#x, %#x]: %w", addr, as.brkStart, as.size, unix.ENOMEM)
+	}
+	oldEnd, newEnd := cur.MustRoundUp(), addr.MustRoundUp()
+	switch {
+	case newEnd < oldEnd:
+		ar := hostarch.AddrRange{Start: newEnd, End: oldEnd}
+		if err := as.unmapLocked(ar); err != nil {
+			return cur, err
+		}
+	case newEnd > oldEnd:
+		// Linux also keeps a guard page free above the new break.
+		guard := min(uint64(newEnd)+hostarch.PageSize, as.size)
+		if !as.isFree(hostarch.AddrRange{Start: oldEnd, End: hostarch.Addr(guard)}) {
+			return cur, fmt.Errorf("addrspace: brk %#x would overlap a mapping: %w", addr, unix.ENOMEM)
+		}
+		_, err := as.mmapLocked(MmapOpts{
+			Addr:    oldEnd,
+			Length:  uint64(newEnd - oldEnd),
+			Fixed:   true,
+			Perms:   hostarch.ReadWrite,
+			Private: true,
+			Name:    heapName,
+		}, uint64(newEnd-oldEnd))
+		if err != nil {
+			return cur, err
+		}
+	}
+	as.brk = addr
+	return addr, nil
+}
+
+// SetBrkStart moves the start of the heap to addr, as exec does when it
+// places the heap after a program's bss. It fails with EINVAL if addr is not
+// page-aligned or not inside the address space, and with EBUSY if the heap
+// is not empty (Brk has grown it).
+func (as *AddressSpace) SetBrkStart(addr hostarch.Addr) error {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.closed.Load() {
+		return errClosedMgmt
+	}
+	if !addr.IsPageAligned() || addr < MinAddr || uint64(addr) >= as.size {
+		return fmt.Errorf("addrspace: brk start %#x is not a page-aligned address inside the address space: %w", addr, unix.EINVAL)
+	}
+	if as.brk != as.brkStart {
+		return fmt.Errorf("addrspace: the heap is not empty: %w", unix.EBUSY)
+	}
+	as.brkStart, as.brk = addr, addr
+	return nil
+}

@@ -1,0 +1,105 @@
+package addrspace
+
+import (
+	"fmt"
+
+	"github.com/mmsim/mmsim/hostarch"
+	"golang.org/x/sys/unix"
+)
+
+// Clone returns a new address space with the same mappings and contents, as
+// fork(2) gives a child process:
+//
+//   - shared mappings stay shared: a write in either address space is seen
+//     by both;
+//   - private mappings become copy-on-write in both: their pages are
+//     write-protected in both views of both address spaces, the first write
+//     to a page in either copies it, and a page that is no longer shared
+//     with anyone is made writable again without a copy.
+//
+// No page is copied by Clone itself: its cost grows with the number of
+// mappings (and of pages already copied on write), not with the memory they
+// hold. The clone shares the memory file; pages are reference-counted and
+// returned to the host when the last address space drops them. The clone
+// is independent otherwise: mapping changes in one do not affect the other,
+// and either may be closed first.
+//
+// Errors: ENOMEM (wrapped) if the host cannot reserve the clone's views or
+// refuses mappings; ErrClosed after Close.
+func (as *AddressSpace) Clone() (*AddressSpace, error) {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.closed.Load() {
+		return nil, errClosedMgmt
+	}
+	child, err := newWithMemory(as.size, as.mem.Share())
+	if err != nil {
+		return nil, err
+	}
+	child.brkStart, child.brk = as.brkStart, as.brk
+
+	var vmas []*vma
+	as.vmas.Ascend(func(v *vma) bool { vmas = append(vmas, v); return true })
+	fail := func(err error) (*AddressSpace, error) {
+		child.Close()
+		return nil, fmt.Errorf("addrspace: clone: %w", err)
+	}
+	for _, v := range vmas {
+		if v.private && !v.wp {
+			// Write-protect the parent's private pages before the child
+			// shares them: a write racing with Clone lands either before
+			// (and is inherited) or faults and waits for as.mu.
+			wasCOW := v.cow()
+			v.wp = true
+			if !wasCOW {
+				as.cowVMAs.Add(1)
+			}
+		}
+		if v.private {
+			app, max := viewProts(v, false)
+			if err := as.app.Protect(uint64(v.start), v.length(), app); err != nil {
+				return fail(err)
+			}
+			if err := as.max.Protect(uint64(v.start), v.length(), max); err != nil {
+				return fail(err)
+			}
+		}
+		cv := *v
+		if v.file != nil {
+			r, err := child.adoptFile(v.file)
+			if err != nil {
+				return fail(err)
+			}
+			cv.file = r
+		}
+		for _, a := range as.overridesIn(v.start, v.end) {
+			child.override[a] = as.override[a]
+		}
+		as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.IncRef(off, length) })
+		child.insert(&cv)
+		if err := child.mapHost(&cv, cv.start, cv.end); err != nil {
+			return fail(err)
+		}
+	}
+	// Neighbours made copy-on-write together may merge now.
+	as.mergeAround(hostarch.AddrRange{Start: 0, End: hostarch.Addr(as.size)})
+	child.mergeAround(hostarch.AddrRange{Start: 0, End: hostarch.Addr(as.size)})
+	return child, nil
+}
+
+// adoptFile returns as's own reference to the file of r (another address
+// space's), duplicating its descriptor if as has none yet.
+func (as *AddressSpace) adoptFile(r *fileRef) (*fileRef, error) {
+	key := fileKey{r.dev, r.ino, r.writable}
+	if mine := as.files[key]; mine != nil {
+		mine.refs++
+		return mine, nil
+	}
+	fd, err := unix.FcntlInt(uintptr(r.fd()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("duplicating the descriptor of %s: %w", r.name, err)
+	}
+	mine := &fileRef{f: newFile(fd, r.name), name: r.name, dev: r.dev, ino: r.ino, writable: r.writable, refs: 1}
+	as.files[key] = mine
+	return mine, nil
+}
