@@ -387,6 +387,9 @@ func (as *AddressSpace) isFree(ar hostarch.AddrRange) bool {
 // visit calls f for each VMA overlapping ar, in address order, until f
 // returns false. f must not change the tree.
 func (as *AddressSpace) visit(ar hostarch.AddrRange, f func(*vma) bool) {
+	if ar.Length() == 0 {
+		return
+	}
 	if v := as.find(ar.Start); v != nil {
 		if !f(v) {
 			return

@@ -263,9 +263,12 @@ func errnoOf(err error) unix.Errno {
 }
 
 type modelRun struct {
-	t     *testing.T
-	as    *AddressSpace
-	m     *refModel
+	t  *testing.T
+	as *AddressSpace
+	m  *refModel
+	// The family of clones: operations go to a random member (as, m).
+	fam []*AddressSpace
+	fm  []*refModel
 	files []*refFile
 	byF   map[*os.File]*refFile
 	rng   *rand.Rand
@@ -305,7 +308,49 @@ func (r *modelRun) randAddr() hostarch.Addr {
 
 func (r *modelRun) step() {
 	rng := r.rng
-	switch op := rng.Intn(100); {
+	i := rng.Intn(len(r.fam))
+	r.as, r.m = r.fam[i], r.fm[i]
+	logged := len(r.log)
+	defer func() {
+		for k := logged; k < len(r.log); k++ {
+			r.log[k] = fmt.Sprintf("[%d] %s", i, r.log[k])
+		}
+	}()
+	switch op := rng.Intn(112); {
+	case op >= 100 && op < 102: // Clone
+		if len(r.fam) >= 4 {
+			return
+		}
+		r.log = append(r.log, fmt.Sprintf("Clone(space %d)", i))
+		c, err := r.as.Clone()
+		if err != nil {
+			r.fail("Clone: %v", err)
+		}
+		r.fam = append(r.fam, c)
+		r.fm = append(r.fm, r.m.clone())
+	case op == 102: // Close one member
+		if len(r.fam) < 2 {
+			return
+		}
+		r.log = append(r.log, fmt.Sprintf("Close(space %d)", i))
+		if err := r.as.Close(); err != nil {
+			r.fail("Close: %v", err)
+		}
+		r.fam = append(r.fam[:i], r.fam[i+1:]...)
+		r.fm = append(r.fm[:i], r.fm[i+1:]...)
+	case op >= 103 && op < 108: // Mremap
+		r.mremap()
+	case op >= 108: // Madvise
+		addr := r.randAddr()
+		if rng.Intn(6) != 0 {
+			addr = addr.RoundDown()
+		}
+		length := uint64(rng.Intn(5*pg + 1))
+		r.log = append(r.log, fmt.Sprintf("Madvise(%#x, %#x, DONTNEED)", addr, length))
+		err := r.as.Madvise(addr, length, unix.MADV_DONTNEED)
+		if werr := r.m.dontNeed(addr, length); errnoOf(err) != werr {
+			r.fail("Madvise(%#x, %#x) = %v; want %v", addr, length, err, werr)
+		}
 	case op < 14: // Mmap
 		o := MmapOpts{
 			Length:  uint64(rng.Intn(6)+1) * pg,
@@ -411,6 +456,183 @@ func (r *modelRun) step() {
 	}
 }
 
+// clone returns the model of a Clone: the same pages, private contents
+// copied, shared contents aliased.
+func (m *refModel) clone() *refModel {
+	c := &refModel{size: m.size, pages: make(map[uint64]*refPage, len(m.pages))}
+	for n, p := range m.pages {
+		cp := *p
+		if p.private && p.data != nil {
+			cp.data = append([]byte(nil), p.data...)
+		}
+		c.pages[n] = &cp
+	}
+	return c
+}
+
+// dontNeed is Madvise(MADV_DONTNEED).
+func (m *refModel) dontNeed(addr hostarch.Addr, length uint64) unix.Errno {
+	start, n, e := m.mgmtRange(addr, length, unix.ENOMEM)
+	if e != 0 {
+		return e
+	}
+	for i := start; i < start+n; i++ {
+		p := m.pages[i]
+		if p == nil {
+			return unix.ENOMEM
+		}
+		if !p.private {
+			continue
+		}
+		if p.file != nil {
+			p.data = nil
+		} else {
+			p.data = make([]byte, pg)
+		}
+	}
+	return 0
+}
+
+// mremap drives a random Mremap against the model. Where a mapping's
+// boundaries matter (the old range must lie inside one, and grows in place
+// only from its end), the AddressSpace's Mappings say where they are:
+// how VMAs merge is the implementation's to choose, what the pages hold is
+// not.
+func (r *modelRun) mremap() {
+	rng := r.rng
+	var old hostarch.Addr
+	var oldLen uint64
+	ms := r.as.Mappings()
+	if len(ms) > 0 && rng.Intn(5) != 0 {
+		mp := ms[rng.Intn(len(ms))]
+		n := uint64(mp.Range.Length()) / pg
+		first := uint64(rng.Intn(int(n)))
+		old = mp.Range.Start + hostarch.Addr(first*pg)
+		oldLen = (uint64(rng.Intn(int(n-first))) + 1) * pg
+	} else {
+		old = r.randAddr().RoundDown()
+		oldLen = uint64(rng.Intn(4)+1) * pg
+	}
+	newLen := uint64(rng.Intn(6)+1) * pg
+	if rng.Intn(6) == 0 {
+		newLen -= uint64(rng.Intn(pg))
+	}
+	flags := 0
+	switch rng.Intn(4) {
+	case 0:
+	case 1, 2:
+		flags = unix.MREMAP_MAYMOVE
+	case 3:
+		flags = unix.MREMAP_MAYMOVE | unix.MREMAP_FIXED
+	}
+	if rng.Intn(30) == 0 {
+		flags = unix.MREMAP_FIXED
+	}
+	newAddr := r.randAddr()
+	if rng.Intn(5) != 0 {
+		newAddr = newAddr.RoundDown()
+	}
+	r.log = append(r.log, fmt.Sprintf("Mremap(%#x, %#x, %#x, %#x, %#x)", old, oldLen, newLen, flags, newAddr))
+	var inOne, atEnd bool
+	for _, mp := range ms {
+		if mp.Range.Start <= old && old < mp.Range.End {
+			inOne = uint64(mp.Range.End-old) >= oldLen
+			atEnd = mp.Range.End == old+hostarch.Addr(oldLen)
+		}
+	}
+	got, err := r.as.Mremap(old, oldLen, newLen, flags, newAddr)
+	want, werr := r.m.mremap(old, oldLen, newLen, flags, newAddr, inOne, atEnd)
+	if errnoOf(err) != werr || (werr == 0 && got != want) {
+		r.fail("Mremap = %#x, %v; want %#x, %v", got, err, want, werr)
+	}
+}
+
+func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, newAddr hostarch.Addr, inOne, atEnd bool) (hostarch.Addr, unix.Errno) {
+	mayMove, fixed := flags&unix.MREMAP_MAYMOVE != 0, flags&unix.MREMAP_FIXED != 0
+	if fixed && !mayMove {
+		return 0, unix.EINVAL
+	}
+	oldLen, _ = hostarch.PageRoundUp(oldLen)
+	newLen, _ = hostarch.PageRoundUp(newLen)
+	size := m.size
+	if fixed {
+		if !newAddr.IsPageAligned() || newAddr < MinAddr || uint64(newAddr) > size || newLen > size-uint64(newAddr) {
+			return 0, unix.EINVAL
+		}
+		if uint64(newAddr) < uint64(old)+oldLen && uint64(old) < uint64(newAddr)+newLen {
+			return 0, unix.EINVAL
+		}
+	}
+	if uint64(old) > size || oldLen > size-uint64(old) {
+		return 0, unix.EFAULT
+	}
+	o, on, nn := uint64(old)/pg, oldLen/pg, newLen/pg
+	if !fixed && on >= nn {
+		for i := o + nn; i < o+on; i++ {
+			delete(m.pages, i)
+		}
+		return old, 0
+	}
+	if m.pages[o] == nil || !inOne {
+		return 0, unix.EFAULT
+	}
+	extend := func(at, from uint64, count uint64) {
+		last := m.pages[from]
+		for k := uint64(0); k < count; k++ {
+			p := &refPage{perms: last.perms, maxPerms: last.maxPerms, private: last.private, file: last.file}
+			if last.file != nil {
+				p.off = last.off + (k+1)*pg
+			} else {
+				p.data = make([]byte, pg)
+			}
+			m.pages[at+k] = p
+		}
+	}
+	if !fixed && atEnd && o+nn <= size/pg && m.free(o+on, nn-on) {
+		extend(o+on, o+on-1, nn-on)
+		return old, 0
+	}
+	if !mayMove {
+		return 0, unix.ENOMEM
+	}
+	var dst uint64
+	if fixed {
+		dst = uint64(newAddr) / pg
+		for i := dst; i < dst+nn; i++ {
+			delete(m.pages, i)
+		}
+		if on > nn {
+			for i := o + nn; i < o+on; i++ {
+				delete(m.pages, i)
+			}
+			on = nn
+		}
+	} else {
+		found := false
+		for s := size/pg - nn; s >= 1; s-- {
+			if m.free(s, nn) {
+				dst, found = s, true
+				break
+			}
+		}
+		if !found {
+			return 0, unix.ENOMEM
+		}
+	}
+	moved := make([]*refPage, on)
+	for k := uint64(0); k < on; k++ {
+		moved[k] = m.pages[o+k]
+		delete(m.pages, o+k)
+	}
+	for k, p := range moved {
+		m.pages[dst+uint64(k)] = p
+	}
+	if nn > on {
+		extend(dst+on, dst+on-1, nn-on)
+	}
+	return hostarch.Addr(dst * pg), 0
+}
+
 func (r *modelRun) copyArgs() (hostarch.Addr, int, usermem.IOOpts) {
 	addr := r.randAddr()
 	n := r.rng.Intn(3*pg + 1)
@@ -503,7 +725,13 @@ func (r *modelRun) compareAll() {
 		}
 	}
 	if covered != len(r.m.pages) {
-		r.fail("Mappings cover %d pages, the model has %d", covered, len(r.m.pages))
+		var missing []string
+		for n := range r.m.pages {
+			if _, err := r.as.Mincore(hostarch.Addr(n*pg), pg); err != nil {
+				missing = append(missing, fmt.Sprintf("%#x", n*pg))
+			}
+		}
+		r.fail("Mappings cover %d pages, the model has %d (missing %v; mappings %+v)", covered, len(r.m.pages), missing, r.as.Mappings())
 	}
 	// Shared file data reached the files.
 	for _, rf := range r.files {
@@ -553,6 +781,7 @@ func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
 	dir := t.TempDir()
 	rng := rand.New(rand.NewSource(seed))
 	r := &modelRun{t: t, as: as, m: &refModel{size: size, pages: map[uint64]*refPage{}}, rng: rng, ctx: context.Background(), byF: map[*os.File]*refFile{}}
+	r.fam, r.fm = []*AddressSpace{as}, []*refModel{r.m}
 	for i, spec := range []struct {
 		writable bool
 		size     uint64
@@ -578,13 +807,26 @@ func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
 		r.files = append(r.files, rf)
 		r.byF[f] = rf
 	}
+	paranoid := os.Getenv("MMSIM_MODEL_PARANOID") != ""
 	i := 0
 	for ; i < ops; i++ {
 		r.step()
+		if paranoid {
+			for k := range r.fam {
+				r.as, r.m = r.fam[k], r.fm[k]
+				r.compareAll()
+			}
+		}
 		if i%1024 == 0 && time.Now().After(deadline) {
 			break
 		}
 	}
-	r.compareAll()
+	for k := range r.fam {
+		r.as, r.m = r.fam[k], r.fm[k]
+		r.compareAll()
+	}
+	for _, c := range r.fam[1:] {
+		c.Close()
+	}
 	return i
 }
