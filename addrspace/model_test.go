@@ -267,8 +267,8 @@ type modelRun struct {
 	as *AddressSpace
 	m  *refModel
 	// The family of clones: operations go to a random member (as, m).
-	fam []*AddressSpace
-	fm  []*refModel
+	fam   []*AddressSpace
+	fm    []*refModel
 	files []*refFile
 	byF   map[*os.File]*refFile
 	rng   *rand.Rand
