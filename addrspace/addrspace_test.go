@@ -703,20 +703,32 @@ func countFDs(t *testing.T) int {
 	return len(ents)
 }
 
-func countMaps(t *testing.T) int {
+// mapsLines returns the number of lines of /proc/self/maps, and of those that
+// are the address spaces' own: memory files, the mapped test file, and view
+// reservations of viewSize bytes.
+func mapsLines(t *testing.T, file string, viewSize uint64) (all, ours int) {
 	data, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.Count(data, []byte("\n"))
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		all++
+		var lo, hi uint64
+		fmt.Sscanf(line, "%x-%x", &lo, &hi)
+		if strings.Contains(line, "memfd:mmsim") || strings.Contains(line, file) || hi-lo == viewSize {
+			ours++
+		}
+	}
+	return all, ours
 }
 
 // TestNoLeaks creates, uses and closes 1,000 address spaces and checks that
 // the process's descriptors and host mappings are back where they started.
 func TestNoLeaks(t *testing.T) {
+	const size = 1<<30 + 7*pg // a size nothing else in the process maps
 	f := tempFile(t, pattern(2*pg, 1), os.O_RDWR)
 	use := func() {
-		as, err := New(Options{Size: 1 << 30})
+		as, err := New(Options{Size: size})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -727,20 +739,34 @@ func TestNoLeaks(t *testing.T) {
 		as.CopyOut(ctx, b, []byte("y"), noOpt)
 		as.CopyIn(ctx, c, make([]byte, 8), noOpt)
 		as.Munmap(a, pg)
+		child, err := as.Clone()
+		if err != nil {
+			t.Fatal(err)
+		}
+		child.CopyOut(ctx, b, []byte("z"), noOpt)
 		if err := as.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := child.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	use() // warm up lazily created runtime state (threads, buffers)
-	fds, maps := countFDs(t), countMaps(t)
+	fds := countFDs(t)
+	all, ours := mapsLines(t, f.Name(), size)
 	for i := 0; i < 1000; i++ {
 		use()
 	}
 	if got := countFDs(t); got != fds {
 		t.Errorf("open descriptors: %d before, %d after", fds, got)
 	}
-	// Go's own heap may grow while the test runs; allow it a few mappings.
-	if got := countMaps(t); got > maps+4 {
-		t.Errorf("/proc/self/maps lines: %d before, %d after", maps, got)
+	gotAll, gotOurs := mapsLines(t, f.Name(), size)
+	if gotOurs != ours || ours != 0 {
+		t.Errorf("address-space mappings in /proc/self/maps: %d before, %d after", ours, gotOurs)
+	}
+	// The Go runtime (and the race detector's shadow memory) may map more
+	// as the heap grows; allow it a little.
+	if gotAll > all+8 {
+		t.Errorf("/proc/self/maps lines: %d before, %d after", all, gotAll)
 	}
 }
