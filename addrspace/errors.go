@@ -66,8 +66,9 @@ func (e *FaultError) Unwrap() error {
 }
 
 // ErrClosed is returned (wrapped) by every method of an AddressSpace that
-// has been closed. The IO methods' errors also satisfy
-// errors.Is(err, unix.EFAULT); Close's satisfies errors.Is(err, unix.EBADF).
+// has been closed. Each such error also wraps the errno a caller
+// translating to Linux errors should see: EFAULT from the usermem.IO
+// methods, EBADF from a second Close, EINVAL from the others.
 var ErrClosed = errors.New("addrspace: address space is closed")
 
 // closedError is ErrClosed with the errno a caller translating to Linux

@@ -115,8 +115,8 @@ func (v *View) Release() error {
 	return nil
 }
 
-// ErrMapCount is wrapped by the ENOMEM errors returned when the host refuses
-// a mapping because the process has too many (vm.max_map_count).
+// mapCountError is the ENOMEM returned when the host refuses a mapping
+// because the process has too many (vm.max_map_count): its message says so.
 type mapCountError struct{ errno unix.Errno }
 
 func (e mapCountError) Error() string {
