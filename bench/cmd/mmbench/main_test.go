@@ -41,9 +41,7 @@ func TestQuick(t *testing.T) {
 	if err := run(context.Background(), cfg, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.Bytes())
 	}
-	if d := time.Since(start); d > 30*time.Second {
-		t.Errorf("-quick took %v, want under 30s", d)
-	}
+	t.Logf("mmbench -quick: %v, compilation included", time.Since(start))
 	if !strings.Contains(stderr.String(), "round 3/3") {
 		t.Errorf("no progress on stderr:\n%s", stderr.Bytes())
 	}
@@ -59,6 +57,11 @@ func TestQuick(t *testing.T) {
 		t.Errorf("-jsonfile differs from the -json output (err %v)", err)
 	}
 	checkReport(t, &rep)
+	// The rounds must fit in 30 s even on a loaded machine (compiling the
+	// suite from a cold cache may add as much again).
+	if d, err := time.ParseDuration(rep.Config.Measuring); err != nil || d > 30*time.Second {
+		t.Errorf("-quick measured for %q (%v), want under 30s", rep.Config.Measuring, err)
+	}
 
 	// The table, written to -table alongside the JSON on stdout.
 	table, err := os.ReadFile(cfg.Table)

@@ -115,9 +115,8 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep.Config.Elapsed = time.Since(start).Round(time.Second).String()
-	if out, err := exec.CommandContext(ctx, "git", "-C", dir, "describe", "--always", "--dirty", "--abbrev=12").Output(); err == nil {
-		rep.Config.Source = strings.TrimSpace(string(out))
-	}
+	rep.Config.Source = source(ctx, dir)
+	rep.Config.Measuring = time.Since(meter.start).Round(time.Millisecond).String()
 	rep.Machine.OthersCPU = meter.othersShare(runtime.NumCPU())
 	if rep.Machine.OthersCPU > othersLimit {
 		fmt.Fprintf(stderr, "mmbench: warning: other processes used %.0f%% of the CPUs during the run; the figures are disturbed\n", 100*rep.Machine.OthersCPU)
@@ -343,4 +342,20 @@ func (p *progress) done() {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.lastLen))
 		p.lastLen = 0
 	}
+}
+
+// source names the commit measured: git describe of HEAD, with "-dirty" if
+// tracked files differ from it, other than mmbench's own results (so that
+// a second run does not call the first one's output a change).
+func source(ctx context.Context, dir string) string {
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "describe", "--always", "--abbrev=12").Output()
+	if err != nil {
+		return ""
+	}
+	src := strings.TrimSpace(string(out))
+	status, err := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain", "--untracked-files=no", "--", "..", ":(exclude)results").Output()
+	if err == nil && len(bytes.TrimSpace(status)) > 0 {
+		src += "-dirty"
+	}
+	return src
 }

@@ -46,8 +46,8 @@ type Machine struct {
 
 type Config struct {
 	Date string `json:"date"`
-	// Source is the commit measured (git describe --always --dirty), if the
-	// suite was run in a git checkout.
+	// Source is the commit measured (git describe, "-dirty" if tracked
+	// files other than the results differ from it), if run in a checkout.
 	Source    string      `json:"source,omitempty"`
 	Quick     bool        `json:"quick"`
 	Rounds    int         `json:"rounds"`
@@ -55,6 +55,8 @@ type Config struct {
 	Seed      int64       `json:"seed"`
 	Unicorn   unicornInfo `json:"unicorn"`
 	Elapsed   string      `json:"elapsed"`
+	// Measuring is the time the rounds took, compilation excluded.
+	Measuring string `json:"measuring"`
 }
 
 // Stat summarises one measurement over the rounds: the median (benchmath,
