@@ -787,9 +787,10 @@ func TestAdvMunmapRacingCopyIn(t *testing.T) {
 			if !errors.Is(err, unix.EFAULT) {
 				t.Fatalf("CopyIn = %d, %v", n, err)
 			}
-			if n != 0 && (n+skew)%pg != 0 {
-				t.Fatalf("iter %d: CopyIn stopped at %d (skew %d): not a page boundary", iter, n, skew)
-			}
+			// The count usually ends on a page boundary, but need not: a page
+			// unmapped while the copy is inside it faults mid-page, as it can
+			// on Linux (munmap's TLB shootdown can land mid-copy). The fault
+			// is reported at the first byte not copied, in that page.
 			var fe *FaultError
 			if !errors.As(err, &fe) || fe.Addr != a+hostarch.Addr(skew+n) {
 				t.Fatalf("fault %v, want at %#x", err, a+hostarch.Addr(skew+n))

@@ -438,7 +438,11 @@ func (as *AddressSpace) prefaultWrite(ars hostarch.AddrRangeSeq, opts usermem.IO
 			}
 			end := min(v.end, ar.End)
 			if v.cow() {
+				base := as.view(opts)
 				for page := cur.RoundDown(); page < end; page += hostarch.PageSize {
+					if writable(unsafe.Add(base, page)) {
+						continue
+					}
 					if err := as.resolveWrite(v, page, max(page, cur), hostarch.Write); err != nil {
 						return done + int64(max(page, cur)-cur), err
 					}
@@ -449,6 +453,19 @@ func (as *AddressSpace) prefaultWrite(ars hostarch.AddrRangeSeq, opts usermem.IO
 		}
 	}
 	return done, nil
+}
+
+// writable reports whether the host page at p accepts writes, by a
+// compare-and-swap of a word with itself: it changes nothing, but x86
+// performs the write cycle (and faults on a read-only page) whether or not
+// the comparison succeeds.
+func writable(p unsafe.Pointer) bool {
+	v, _, sig := safecopy.LoadUint32(p)
+	if sig != 0 {
+		return false
+	}
+	_, _, sig = safecopy.CompareAndSwapUint32(p, v, v)
+	return sig == 0
 }
 
 // CopyOutFrom implements usermem.IO.CopyOutFrom: it hands src the blocks of

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mmsim/mmsim/hostarch"
+	"github.com/mmsim/mmsim/safemem"
 	"github.com/mmsim/mmsim/usermem"
 	"golang.org/x/sys/unix"
 )
@@ -278,7 +279,12 @@ type modelRun struct {
 
 func (r *modelRun) fail(format string, args ...any) {
 	r.t.Helper()
-	tail := r.log
+	var tail []string
+	for _, l := range r.log {
+		if l != "compareAll" {
+			tail = append(tail, l)
+		}
+	}
 	if len(tail) > 25 {
 		tail = tail[len(tail)-25:]
 	}
@@ -444,6 +450,8 @@ func (r *modelRun) step() {
 		if uint64(got) != want || (err == nil) != ok || (err != nil && !errors.Is(err, unix.EFAULT)) {
 			r.fail("write(%#x, %d, %+v, zero %v) = %d, %v; want %d, ok %v", addr, n, opts, zero, got, err, want, ok)
 		}
+	case op < 88: // vectored CopyOutFrom / CopyInTo
+		r.vectored()
 	case op < 94: // atomics
 		addr := r.randAddr() &^ 3
 		if rng.Intn(10) == 0 {
@@ -633,6 +641,90 @@ func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, n
 	return hostarch.Addr(dst * pg), 0
 }
 
+// vectored runs CopyOutFrom or CopyInTo over 1-3 random ranges.
+func (r *modelRun) vectored() {
+	rng := r.rng
+	var ars []hostarch.AddrRange
+	var total int
+	for k := rng.Intn(3) + 1; k > 0; k-- {
+		addr, n, _ := r.copyArgs()
+		end := addr + hostarch.Addr(n)
+		if end < addr {
+			end = addr
+		}
+		ars = append(ars, hostarch.AddrRange{Start: addr, End: end})
+		total += int(end - addr)
+	}
+	opts := usermem.IOOpts{IgnorePermissions: rng.Intn(4) == 0}
+	seq := hostarch.AddrRangeSeqFromSlice(ars)
+	write := rng.Intn(2) == 0
+	r.log = append(r.log, fmt.Sprintf("vectored(write %v, %v, %+v)", write, ars, opts))
+	// The model: every range, even an empty one, must pass the bounds check
+	// (as Linux's import_iovec checks access_ok of each iovec), then bytes
+	// move in order until the first inaccessible one.
+	inBounds := true
+	for _, ar := range ars {
+		if uint64(ar.End) > r.m.size {
+			inBounds = false
+		}
+	}
+	var want uint64
+	var wantBytes []byte
+	ok := true
+	src := make([]byte, total)
+	rng.Read(src)
+	if inBounds && write {
+		// Like gVisor, CopyOutFrom makes every page of the writable prefix
+		// writable (breaking copy-on-write) before the reader writes any
+		// byte: a private page whose file is written through another range
+		// of the same call keeps the file's earlier contents.
+		stop := false
+		for _, ar := range ars {
+			for a := uint64(ar.Start); a < uint64(ar.End) && !stop; a = (a/pg + 1) * pg {
+				stop = r.m.access(a, hostarch.Write, opts.IgnorePermissions) == nil
+			}
+			if stop {
+				break
+			}
+		}
+	}
+	if inBounds {
+		for _, ar := range ars {
+			n := uint64(ar.Length())
+			var chunk []byte
+			if write {
+				chunk = src[want : want+n]
+			}
+			got, b, fine := r.m.copy(uint64(ar.Start), n, write, chunk, opts.IgnorePermissions)
+			want += got
+			wantBytes = append(wantBytes, b...)
+			if !fine {
+				ok = false
+				break
+			}
+		}
+	} else {
+		ok = false
+	}
+	if seq.NumBytes() == 0 && inBounds {
+		ok = true
+	}
+	var got int64
+	var err error
+	var out bytes.Buffer
+	if write {
+		got, err = r.as.CopyOutFrom(r.ctx, seq, safemem.FromIOReader{Reader: bytes.NewReader(src)}, opts)
+	} else {
+		got, err = r.as.CopyInTo(r.ctx, seq, safemem.FromIOWriter{Writer: &out}, opts)
+	}
+	if uint64(got) != want || (err == nil) != ok || (err != nil && !errors.Is(err, unix.EFAULT)) {
+		r.fail("vectored(write %v, %v) = %d, %v; want %d, ok %v", write, ars, got, err, want, ok)
+	}
+	if !write && !bytes.Equal(out.Bytes(), wantBytes) {
+		r.fail("CopyInTo bytes differ")
+	}
+}
+
 func (r *modelRun) copyArgs() (hostarch.Addr, int, usermem.IOOpts) {
 	addr := r.randAddr()
 	n := r.rng.Intn(3*pg + 1)
@@ -709,7 +801,20 @@ func (r *modelRun) compareAll() {
 			continue
 		}
 		if n != pg || err != nil || !bytes.Equal(buf, want) {
-			r.fail("page %#x: CopyIn = %d, %v (equal %v)", addr, n, err, bytes.Equal(buf, want))
+			first := -1
+			for k := range buf {
+				if buf[k] != want[k] {
+					first = k
+					break
+				}
+			}
+			idx := -1
+			for k, a := range r.fam {
+				if a == r.as {
+					idx = k
+				}
+			}
+			r.fail("space %d page %#x (%+v): CopyIn = %d, %v (first difference at %#x: %#x, want %#x)", idx, addr, *p, n, err, first, buf[max(first, 0)], want[max(first, 0)])
 		}
 	}
 	// Mappings must cover exactly the model's pages, with their attributes.
@@ -815,6 +920,9 @@ func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
 			for k := range r.fam {
 				r.as, r.m = r.fam[k], r.fm[k]
 				r.compareAll()
+			}
+			if err := checkRefs(r.fam); err != nil {
+				r.fail("%v", err)
 			}
 		}
 		if i%1024 == 0 && time.Now().After(deadline) {
