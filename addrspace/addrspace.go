@@ -65,6 +65,13 @@ type AddressSpace struct {
 	// CopyOutFrom can skip pre-faulting.
 	cowVMAs atomic.Int64
 
+	// activeMu is held for reading by CopyOutFrom while its reader writes
+	// into the views, and for writing by the calls that may write-protect
+	// pages that were writable (Clone, Mprotect, Madvise): a reader cannot
+	// resume after a fault, so it must not meet one that resolution would
+	// have cleared. Lock order: activeMu, then mu.
+	activeMu sync.RWMutex
+
 	// mu protects everything below, and serializes changes to the host
 	// mappings of the views.
 	mu    sync.Mutex
@@ -670,6 +677,8 @@ func (as *AddressSpace) Mprotect(addr hostarch.Addr, length uint64, perms hostar
 	if err != nil {
 		return err
 	}
+	as.activeMu.Lock()
+	defer as.activeMu.Unlock()
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	if as.closed.Load() {

@@ -63,6 +63,8 @@ func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) e
 	if err != nil {
 		return err
 	}
+	as.activeMu.Lock()
+	defer as.activeMu.Unlock()
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	if as.closed.Load() {

@@ -24,9 +24,13 @@ import (
 // is independent otherwise: mapping changes in one do not affect the other,
 // and either may be closed first.
 //
+// Clone waits for CopyOutFrom calls in progress to finish (see there).
+//
 // Errors: ENOMEM (wrapped) if the host cannot reserve the clone's views or
 // refuses mappings; ErrClosed after Close.
 func (as *AddressSpace) Clone() (*AddressSpace, error) {
+	as.activeMu.Lock()
+	defer as.activeMu.Unlock()
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	if as.closed.Load() {

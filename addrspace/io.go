@@ -470,6 +470,10 @@ func writable(p unsafe.Pointer) bool {
 
 // CopyOutFrom implements usermem.IO.CopyOutFrom: it hands src the blocks of
 // the view that back ars (zero-copy) in a single call to src.ReadToBlocks.
+// While src runs, calls that could write-protect its blocks again (Clone,
+// Mprotect, Madvise) wait; so src.ReadToBlocks must not make those calls
+// on this address space, nor CopyOutFrom (gVisor's precondition that the
+// reader not take the MemoryManager's activeMu).
 // Pages that copy on write are made writable first; if part of ars cannot
 // be written, src is given only the writable prefix, and if it fills that,
 // CopyOutFrom returns the prefix length and a *FaultError. A range of ars
@@ -481,6 +485,8 @@ func (as *AddressSpace) CopyOutFrom(ctx context.Context, ars hostarch.AddrRangeS
 	if ars.NumBytes() == 0 {
 		return 0, nil
 	}
+	as.activeMu.RLock()
+	defer as.activeMu.RUnlock()
 	var prefixErr error
 	if as.cowVMAs.Load() != 0 {
 		var ok int64

@@ -563,6 +563,9 @@ func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, n
 	oldLen, _ = hostarch.PageRoundUp(oldLen)
 	newLen, _ = hostarch.PageRoundUp(newLen)
 	size := m.size
+	if uint64(old) >= size || m.pages[uint64(old)/pg] == nil {
+		return 0, unix.EFAULT
+	}
 	if fixed {
 		if !newAddr.IsPageAligned() || newAddr < MinAddr || uint64(newAddr) > size || newLen > size-uint64(newAddr) {
 			return 0, unix.EINVAL

@@ -27,8 +27,8 @@ import (
 // Errors (wrapping a unix.Errno; on error nothing changed): EINVAL for
 // unknown flags (MREMAP_DONTUNMAP is not supported), FIXED without MAYMOVE,
 // an unaligned old or newAddr, a zero newLen, overlapping old and new
-// ranges, or oldLen 0 on a private mapping; EFAULT if [old, old+oldLen) is
-// not inside one mapping; ENOMEM if the mapping cannot grow in place and may
+// ranges, or oldLen 0 on a private mapping; EFAULT if old is not mapped
+// or, to grow or move, [old, old+oldLen) is not inside one mapping; ENOMEM if the mapping cannot grow in place and may
 // not move, or no free range is large enough; ErrClosed after Close.
 func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, newAddr hostarch.Addr) (hostarch.Addr, error) {
 	if flags&^(unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED) != 0 {
@@ -52,6 +52,10 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 		return 0, errClosedMgmt
 	}
 	size := as.size
+	// As Linux does, the old address must be mapped, even to shrink.
+	if uint64(old) >= size || as.find(old) == nil {
+		return 0, fmt.Errorf("addrspace: mremap: %#x is not mapped: %w", old, unix.EFAULT)
+	}
 	if fixed {
 		if !newAddr.IsPageAligned() || newAddr < MinAddr || uint64(newAddr) > size || newLen > size-uint64(newAddr) {
 			return 0, fmt.Errorf("addrspace: mremap to [%#x, +%#x): %w", newAddr, newLen, unix.EINVAL)
@@ -233,13 +237,16 @@ func (as *AddressSpace) duplicate(v *vma, old hostarch.Addr, newLen uint64, fixe
 		as.remapHost(nv.ar())
 		return 0, fmt.Errorf("addrspace: mremap: %w", err)
 	}
-	as.removeRange(nv.ar())
+	// Take the new references before dropping those of whatever was mapped
+	// at the target: the two may be the same pages (a target overlapping
+	// the source), which must not be freed in between.
 	if nv.file != nil {
 		nv.file.refs++
 	}
 	if nv.usesMem() {
 		as.mem.IncRef(nv.mem, newLen)
 	}
+	as.removeRange(nv.ar())
 	as.insert(&nv)
 	as.mergeAround(nv.ar())
 	return dst, nil

@@ -406,8 +406,14 @@ func (m *MemoryFile) Shared() bool {
 // Close drops one holder of the file (see Share); the last closes it.
 // Memory still mapped stays valid until it is unmapped; the rest is returned
 // to the host at once.
+//
+// A Close beyond the holders returns EBADF.
 func (m *MemoryFile) Close() error {
 	m.mu.Lock()
+	if m.users <= 0 {
+		m.mu.Unlock()
+		return fmt.Errorf("pma: memory file closed more often than shared: %w", unix.EBADF)
+	}
 	m.users--
 	last := m.users == 0
 	m.mu.Unlock()
