@@ -339,7 +339,11 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 	}
 	// Map over whatever is there: the host replaces old mappings in one
 	// step, so on failure the old ones can be mapped again from the tree.
-	if err := as.mapBase(v, v.start, v.end); err != nil {
+	err := as.mapBase(v, v.start, v.end)
+	if err == nil && opts.Fixed {
+		err = as.clearStaleMax(v.ar())
+	}
+	if err != nil {
 		if v.usesMem() {
 			as.mem.DecRef(v.mem, length)
 		}
@@ -465,6 +469,13 @@ func (as *AddressSpace) mergeAround(ar hostarch.AddrRange) {
 	}
 	var prev *vma
 	for _, v := range as.overlapping(hostarch.AddrRange{Start: lo, End: ar.End + 1}) {
+		if prev != nil && prev.canMerge(v) && prev.maxMapped != v.maxMapped {
+			// Merged VMAs share one maxMapped: map the other's max view.
+			if as.ensureMax(prev) != nil || as.ensureMax(v) != nil {
+				prev = v
+				continue
+			}
+		}
 		if prev != nil && prev.canMerge(v) {
 			as.delete(v)
 			prev.end = v.end
@@ -553,41 +564,96 @@ func viewProts(v *vma, exclusive bool) (app, max int) {
 	return app, max
 }
 
-// mapHost makes both views map v's pages in [start, end) as v and the
-// overrides say.
+// mapHost makes the views map v's pages in [start, end) as v and the
+// overrides say: the app view always, the max view if v.maxMapped.
 func (as *AddressSpace) mapHost(v *vma, start, end hostarch.Addr) error {
 	if err := as.mapBase(v, start, end); err != nil {
 		return err
 	}
 	app, max := viewProts(v, false)
 	for _, a := range as.overridesIn(start, end) {
-		if err := as.mapPage(a, as.override[a], app, max); err != nil {
+		if err := as.mapPage(v, a, as.override[a], app, max); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// mapBase makes both views map v's pages in [start, end) as v says,
-// ignoring overrides.
+// mapBase makes the views map v's pages in [start, end) as v says,
+// ignoring overrides: the app view always, the max view if v.maxMapped.
 func (as *AddressSpace) mapBase(v *vma, start, end hostarch.Addr) error {
+	if err := as.mapBaseIn(as.app, v, start, end); err != nil {
+		return err
+	}
+	if v.maxMapped {
+		return as.mapBaseIn(as.max, v, start, end)
+	}
+	return nil
+}
+
+// mapBaseIn maps v's pages in [start, end), ignoring overrides, in view.
+func (as *AddressSpace) mapBaseIn(view *pma.View, v *vma, start, end hostarch.Addr) error {
 	fd, off := as.mem.FD(), v.memAt(start)
 	if v.file != nil {
 		fd, off = v.file.fd(), v.offAt(start)
 	}
 	app, max := viewProts(v, false)
-	if err := as.app.MapFile(uint64(start), uint64(end-start), fd, off, app); err != nil {
-		return err
+	prot := app
+	if view == as.max {
+		prot = max
 	}
-	return as.max.MapFile(uint64(start), uint64(end-start), fd, off, max)
+	return view.MapFile(uint64(start), uint64(end-start), fd, off, prot)
 }
 
-// mapPage maps memory-file page off at addr in both views.
-func (as *AddressSpace) mapPage(addr hostarch.Addr, off uint64, app, max int) error {
+// mapPage maps memory-file page off at addr, a page of v, in the app view
+// and, if v.maxMapped, the max view.
+func (as *AddressSpace) mapPage(v *vma, addr hostarch.Addr, off uint64, app, max int) error {
 	if err := as.app.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, app); err != nil {
 		return err
 	}
+	if !v.maxMapped {
+		return nil
+	}
 	return as.max.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, max)
+}
+
+// ensureMax maps v's pages in the max view, if they are not yet.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) ensureMax(v *vma) error {
+	if v.maxMapped {
+		return nil
+	}
+	if err := as.mapBaseIn(as.max, v, v.start, v.end); err != nil {
+		as.max.Clear(uint64(v.start), v.length())
+		return fmt.Errorf("addrspace: mapping the max view: %w", err)
+	}
+	_, max := viewProts(v, false)
+	for _, a := range as.overridesIn(v.start, v.end) {
+		if err := as.max.MapFile(uint64(a), hostarch.PageSize, as.mem.FD(), as.override[a], max); err != nil {
+			as.max.Clear(uint64(v.start), v.length())
+			return fmt.Errorf("addrspace: mapping the max view: %w", err)
+		}
+	}
+	v.maxMapped = true
+	return nil
+}
+
+// anyMaxMapped reports whether a VMA overlapping ar has its max view
+// mapped, so that clearing ar must clear the max view too.
+func (as *AddressSpace) anyMaxMapped(ar hostarch.AddrRange) bool {
+	found := false
+	as.visit(ar, func(v *vma) bool { found = v.maxMapped; return !found })
+	return found
+}
+
+// clearStaleMax clears ar in the max view if mappings there are about to be
+// replaced by ones whose max view is not mapped.
+func (as *AddressSpace) clearStaleMax(ar hostarch.AddrRange) error {
+	if !as.anyMaxMapped(ar) {
+		return nil
+	}
+	return as.max.Clear(uint64(ar.Start), uint64(ar.Length()))
 }
 
 // remapHost makes the host mappings of ar agree with the tree again, after a
@@ -638,7 +704,7 @@ func (as *AddressSpace) unmapLocked(ar hostarch.AddrRange) error {
 		as.remapHost(ar)
 		return fmt.Errorf("addrspace: munmap: %w", err)
 	}
-	if err := as.max.Clear(uint64(ar.Start), uint64(ar.Length())); err != nil {
+	if err := as.clearStaleMax(ar); err != nil {
 		as.remapHost(ar)
 		return fmt.Errorf("addrspace: munmap: %w", err)
 	}

@@ -124,7 +124,7 @@ func (as *AddressSpace) dontNeed(v *vma, r hostarch.AddrRange) error {
 		if err != nil {
 			return fmt.Errorf("addrspace: madvise: %w", err)
 		}
-		if err := as.mapPage(page, off, app, max); err != nil {
+		if err := as.mapPage(v, page, off, app, max); err != nil {
 			as.mem.DecRef(off, hostarch.PageSize)
 			as.remapHost(hostarch.AddrRange{Start: page, End: page + hostarch.PageSize})
 			return fmt.Errorf("addrspace: madvise: %w", err)

@@ -64,11 +64,14 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 			if err := as.app.Protect(uint64(v.start), v.length(), app); err != nil {
 				return fail(err)
 			}
-			if err := as.max.Protect(uint64(v.start), v.length(), max); err != nil {
-				return fail(err)
+			if v.maxMapped {
+				if err := as.max.Protect(uint64(v.start), v.length(), max); err != nil {
+					return fail(err)
+				}
 			}
 		}
 		cv := *v
+		cv.maxMapped = false // mapped in the child's max view on first use
 		if v.file != nil {
 			r, err := child.adoptFile(v.file)
 			if err != nil {

@@ -84,6 +84,9 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 	if sig == unix.SIGBUS {
 		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
 	}
+	if ignorePerms && !v.maxMapped {
+		return as.ensureMax(v)
+	}
 	if at.Write && v.cow() {
 		return as.resolveWrite(v, addr.RoundDown(), addr, at)
 	}
@@ -107,8 +110,10 @@ func (as *AddressSpace) resolveWrite(v *vma, page, addr hostarch.Addr, at hostar
 		if err := as.app.Protect(uint64(page), hostarch.PageSize, app); err != nil {
 			return fmt.Errorf("addrspace: write fault at %#x: %w", addr, err)
 		}
-		if err := as.max.Protect(uint64(page), hostarch.PageSize, max); err != nil {
-			return fmt.Errorf("addrspace: write fault at %#x: %w", addr, err)
+		if v.maxMapped {
+			if err := as.max.Protect(uint64(page), hostarch.PageSize, max); err != nil {
+				return fmt.Errorf("addrspace: write fault at %#x: %w", addr, err)
+			}
 		}
 		return nil
 	}
@@ -124,6 +129,9 @@ func (as *AddressSpace) resolveWrite(v *vma, page, addr hostarch.Addr, at hostar
 func (as *AddressSpace) copyPage(v *vma, page, addr hostarch.Addr, at hostarch.AccessType, cur uint64, hadMem bool) error {
 	// The max view always maps the page readable (pma.HostProt). A file page
 	// wholly beyond the end of its file raises SIGBUS, as on Linux.
+	if err := as.ensureMax(v); err != nil {
+		return err
+	}
 	buf := as.pageBuf
 	if _, _, sig := safecopy.Copy(unsafe.Pointer(unsafe.SliceData(buf)), unsafe.Add(as.maxBase, page), hostarch.PageSize); sig != 0 {
 		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
@@ -137,7 +145,7 @@ func (as *AddressSpace) copyPage(v *vma, page, addr hostarch.Addr, at hostarch.A
 		return fmt.Errorf("addrspace: copy-on-write at %#x: %v: %w", addr, err, unix.ENOMEM)
 	}
 	app, max := viewProts(v, true)
-	if err := as.mapPage(page, off, app, max); err != nil {
+	if err := as.mapPage(v, page, off, app, max); err != nil {
 		as.mem.DecRef(off, hostarch.PageSize)
 		as.remapHost(hostarch.AddrRange{Start: page, End: page + hostarch.PageSize})
 		return fmt.Errorf("addrspace: copy-on-write at %#x: %w", addr, err)
@@ -412,6 +420,27 @@ func (as *AddressSpace) blockFault(err error, base unsafe.Pointer, at hostarch.A
 	return &FaultError{Addr: addr, Access: at, Reason: FaultProtection}
 }
 
+// ensureMaxFor maps the max view of the mappings that ars touches, before
+// a transfer through it that could not resume after a fault.
+func (as *AddressSpace) ensureMaxFor(ars hostarch.AddrRangeSeq) error {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.closed.Load() {
+		return errClosedIO
+	}
+	for ; !ars.IsEmpty(); ars = ars.Tail() {
+		var err error
+		as.visit(ars.Head(), func(v *vma) bool {
+			err = as.ensureMax(v)
+			return err == nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // prefaultWrite makes every page of ars that a write may need to copy on
 // write writable, and returns the number of leading bytes of ars that are
 // writable, with the error for the first byte that is not (nil if all are).
@@ -487,6 +516,11 @@ func (as *AddressSpace) CopyOutFrom(ctx context.Context, ars hostarch.AddrRangeS
 	}
 	as.activeMu.RLock()
 	defer as.activeMu.RUnlock()
+	if opts.IgnorePermissions {
+		if err := as.ensureMaxFor(ars); err != nil {
+			return 0, err
+		}
+	}
 	var prefixErr error
 	if as.cowVMAs.Load() != 0 {
 		var ok int64
@@ -517,6 +551,11 @@ func (as *AddressSpace) CopyInTo(ctx context.Context, ars hostarch.AddrRangeSeq,
 	}
 	if ars.NumBytes() == 0 {
 		return 0, nil
+	}
+	if opts.IgnorePermissions {
+		if err := as.ensureMaxFor(ars); err != nil {
+			return 0, err
+		}
 	}
 	base := as.view(opts)
 	n, err := dst.WriteFromBlocks(as.blocks(ars, opts))

@@ -145,6 +145,7 @@ func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	v := as.find(ar.Start)
 	nv := *v
 	nv.start, nv.end = target.Start, target.End
+	nv.maxMapped = false
 	// Map the backing at the target first (replacing what was there), so
 	// that a host failure leaves the old mapping intact.
 	if err := as.mapBase(&nv, nv.start, nv.end); err != nil {
@@ -154,7 +155,7 @@ func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	app, max := viewProts(&nv, false)
 	moved := as.overridesIn(ar.Start, ar.End)
 	for _, a := range moved {
-		if err := as.mapPage(dst+(a-ar.Start), as.override[a], app, max); err != nil {
+		if err := as.mapPage(&nv, dst+(a-ar.Start), as.override[a], app, max); err != nil {
 			as.remapHost(target)
 			return fmt.Errorf("addrspace: mremap: %w", err)
 		}
@@ -167,7 +168,9 @@ func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	as.delete(v)
 	as.insert(&nv)
 	as.app.Clear(uint64(ar.Start), uint64(ar.Length()))
-	as.max.Clear(uint64(ar.Start), uint64(ar.Length()))
+	if v.maxMapped {
+		as.max.Clear(uint64(ar.Start), uint64(ar.Length()))
+	}
 	as.mergeAround(ar)
 	return nil
 }
@@ -233,7 +236,12 @@ func (as *AddressSpace) duplicate(v *vma, old hostarch.Addr, newLen uint64, fixe
 	nv := *v
 	nv.start, nv.end = dst, dst+hostarch.Addr(newLen)
 	nv.off, nv.mem = v.offAt(old), v.memAt(old)
-	if err := as.mapBase(&nv, nv.start, nv.end); err != nil {
+	nv.maxMapped = false
+	err := as.mapBase(&nv, nv.start, nv.end)
+	if err == nil {
+		err = as.clearStaleMax(nv.ar())
+	}
+	if err != nil {
 		as.remapHost(nv.ar())
 		return 0, fmt.Errorf("addrspace: mremap: %w", err)
 	}

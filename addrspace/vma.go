@@ -40,6 +40,13 @@ type vma struct {
 
 	// name labels an anonymous mapping in WriteMaps ("[heap]", say).
 	name string
+
+	// maxMapped is set once the max view maps v's pages. The max view serves
+	// only IOOpts.IgnorePermissions accesses and copy-on-write copies, so it
+	// is mapped on first use: a plain Mmap+Munmap then costs two host
+	// mapping calls instead of four. Until then v's range of the max view is
+	// PROT_NONE, and a fault there maps it.
+	maxMapped bool
 }
 
 func (v *vma) usesMem() bool { return v.file == nil }
