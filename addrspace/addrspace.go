@@ -469,14 +469,9 @@ func (as *AddressSpace) mergeAround(ar hostarch.AddrRange) {
 	}
 	var prev *vma
 	for _, v := range as.overlapping(hostarch.AddrRange{Start: lo, End: ar.End + 1}) {
-		if prev != nil && prev.canMerge(v) && prev.maxMapped != v.maxMapped {
-			// Merged VMAs share one maxMapped: map the other's max view.
-			if as.ensureMax(prev) != nil || as.ensureMax(v) != nil {
-				prev = v
-				continue
-			}
-		}
 		if prev != nil && prev.canMerge(v) {
+			prev.maxMapped = prev.maxMapped && v.maxMapped
+			prev.maxDirty = prev.maxDirty || v.maxDirty
 			as.delete(v)
 			prev.end = v.end
 			if v.file != nil {
@@ -565,7 +560,7 @@ func viewProts(v *vma, exclusive bool) (app, max int) {
 }
 
 // mapHost makes the views map v's pages in [start, end) as v and the
-// overrides say: the app view always, the max view if v.maxMapped.
+// overrides say: the app view always, the max view if v.maxDirty.
 func (as *AddressSpace) mapHost(v *vma, start, end hostarch.Addr) error {
 	if err := as.mapBase(v, start, end); err != nil {
 		return err
@@ -580,12 +575,12 @@ func (as *AddressSpace) mapHost(v *vma, start, end hostarch.Addr) error {
 }
 
 // mapBase makes the views map v's pages in [start, end) as v says,
-// ignoring overrides: the app view always, the max view if v.maxMapped.
+// ignoring overrides: the app view always, the max view if v.maxDirty.
 func (as *AddressSpace) mapBase(v *vma, start, end hostarch.Addr) error {
 	if err := as.mapBaseIn(as.app, v, start, end); err != nil {
 		return err
 	}
-	if v.maxMapped {
+	if v.maxDirty {
 		return as.mapBaseIn(as.max, v, start, end)
 	}
 	return nil
@@ -606,12 +601,12 @@ func (as *AddressSpace) mapBaseIn(view *pma.View, v *vma, start, end hostarch.Ad
 }
 
 // mapPage maps memory-file page off at addr, a page of v, in the app view
-// and, if v.maxMapped, the max view.
+// and, if v.maxDirty, the max view.
 func (as *AddressSpace) mapPage(v *vma, addr hostarch.Addr, off uint64, app, max int) error {
 	if err := as.app.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, app); err != nil {
 		return err
 	}
-	if !v.maxMapped {
+	if !v.maxDirty {
 		return nil
 	}
 	return as.max.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, max)
@@ -635,22 +630,22 @@ func (as *AddressSpace) ensureMax(v *vma) error {
 			return fmt.Errorf("addrspace: mapping the max view: %w", err)
 		}
 	}
-	v.maxMapped = true
+	v.maxMapped, v.maxDirty = true, true
 	return nil
 }
 
-// anyMaxMapped reports whether a VMA overlapping ar has its max view
+// anyMaxDirty reports whether a VMA overlapping ar may have its max view
 // mapped, so that clearing ar must clear the max view too.
-func (as *AddressSpace) anyMaxMapped(ar hostarch.AddrRange) bool {
+func (as *AddressSpace) anyMaxDirty(ar hostarch.AddrRange) bool {
 	found := false
-	as.visit(ar, func(v *vma) bool { found = v.maxMapped; return !found })
+	as.visit(ar, func(v *vma) bool { found = v.maxDirty; return !found })
 	return found
 }
 
 // clearStaleMax clears ar in the max view if mappings there are about to be
 // replaced by ones whose max view is not mapped.
 func (as *AddressSpace) clearStaleMax(ar hostarch.AddrRange) error {
-	if !as.anyMaxMapped(ar) {
+	if !as.anyMaxDirty(ar) {
 		return nil
 	}
 	return as.max.Clear(uint64(ar.Start), uint64(ar.Length()))

@@ -466,16 +466,26 @@ func (as *AddressSpace) prefaultWrite(ars hostarch.AddrRangeSeq, opts usermem.IO
 				return done, &FaultError{Addr: cur, Access: hostarch.Write, Reason: FaultProtection}
 			}
 			end := min(v.end, ar.End)
-			if v.cow() {
-				base := as.view(opts)
-				for page := cur.RoundDown(); page < end; page += hostarch.PageSize {
+			// Every page up to the first that cannot be written is made
+			// writable; a page of a file beyond its end (SIGBUS) ends the
+			// prefix as an unmapped one would, so that no page after it is
+			// copied on write, as in gVisor.
+			base := as.view(opts)
+			for page := cur.RoundDown(); page < end; page += hostarch.PageSize {
+				if writable(unsafe.Add(base, page)) {
+					continue
+				}
+				at := max(page, cur)
+				err := &FaultError{Addr: at, Access: hostarch.Write, Reason: FaultBus}
+				if v.cow() {
+					if err := as.resolveWrite(v, page, at, hostarch.Write); err != nil {
+						return done + int64(at-cur), err
+					}
 					if writable(unsafe.Add(base, page)) {
 						continue
 					}
-					if err := as.resolveWrite(v, page, max(page, cur), hostarch.Write); err != nil {
-						return done + int64(max(page, cur)-cur), err
-					}
 				}
+				return done + int64(at-cur), err
 			}
 			done += int64(end - cur)
 			cur = end

@@ -817,9 +817,25 @@ func (r *modelRun) compareAll() {
 					idx = k
 				}
 			}
+			if v := r.as.find(addr); v != nil {
+				r.t.Logf("vma %+v", *v)
+			}
 			r.fail("space %d page %#x (%+v): CopyIn = %d, %v (first difference at %#x: %#x, want %#x)", idx, addr, *p, n, err, first, buf[max(first, 0)], want[max(first, 0)])
 		}
 	}
+	// A private file page has its own memory-file page iff the model copied
+	// it.
+	r.as.mu.Lock()
+	for n, p := range r.m.pages {
+		if p.private && p.file != nil {
+			_, has := r.as.override[hostarch.Addr(n*pg)]
+			if has != (p.data != nil) {
+				r.as.mu.Unlock()
+				r.fail("page %#x: override %v, model copied %v", n*pg, has, p.data != nil)
+			}
+		}
+	}
+	r.as.mu.Unlock()
 	// Mappings must cover exactly the model's pages, with their attributes.
 	covered := 0
 	for _, mp := range r.as.Mappings() {
@@ -920,12 +936,12 @@ func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
 	for ; i < ops; i++ {
 		r.step()
 		if paranoid {
+			if err := checkRefs(r.fam); err != nil {
+				r.fail("%v", err)
+			}
 			for k := range r.fam {
 				r.as, r.m = r.fam[k], r.fm[k]
 				r.compareAll()
-			}
-			if err := checkRefs(r.fam); err != nil {
-				r.fail("%v", err)
 			}
 		}
 		if i%1024 == 0 && time.Now().After(deadline) {

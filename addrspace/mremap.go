@@ -145,7 +145,7 @@ func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	v := as.find(ar.Start)
 	nv := *v
 	nv.start, nv.end = target.Start, target.End
-	nv.maxMapped = false
+	nv.maxMapped, nv.maxDirty = false, false
 	// Map the backing at the target first (replacing what was there), so
 	// that a host failure leaves the old mapping intact.
 	if err := as.mapBase(&nv, nv.start, nv.end); err != nil {
@@ -168,7 +168,7 @@ func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	as.delete(v)
 	as.insert(&nv)
 	as.app.Clear(uint64(ar.Start), uint64(ar.Length()))
-	if v.maxMapped {
+	if v.maxDirty {
 		as.max.Clear(uint64(ar.Start), uint64(ar.Length()))
 	}
 	as.mergeAround(ar)
@@ -236,7 +236,7 @@ func (as *AddressSpace) duplicate(v *vma, old hostarch.Addr, newLen uint64, fixe
 	nv := *v
 	nv.start, nv.end = dst, dst+hostarch.Addr(newLen)
 	nv.off, nv.mem = v.offAt(old), v.memAt(old)
-	nv.maxMapped = false
+	nv.maxMapped, nv.maxDirty = false, false
 	err := as.mapBase(&nv, nv.start, nv.end)
 	if err == nil {
 		err = as.clearStaleMax(nv.ar())

@@ -41,12 +41,18 @@ type vma struct {
 	// name labels an anonymous mapping in WriteMaps ("[heap]", say).
 	name string
 
-	// maxMapped is set once the max view maps v's pages. The max view serves
-	// only IOOpts.IgnorePermissions accesses and copy-on-write copies, so it
-	// is mapped on first use: a plain Mmap+Munmap then costs two host
-	// mapping calls instead of four. Until then v's range of the max view is
-	// PROT_NONE, and a fault there maps it.
-	maxMapped bool
+	// maxMapped is set once the max view maps all of v's pages, and
+	// maxDirty once it may map any of them. The max view serves only
+	// IOOpts.IgnorePermissions accesses and copy-on-write copies, so it is
+	// mapped on first use: a plain Mmap+Munmap then costs two host mapping
+	// calls instead of four. Where it is not mapped, v's range of the max
+	// view is PROT_NONE and a fault there maps it (ensureMax). A VMA merged
+	// from a mapped and an unmapped one is dirty but not mapped: mapping
+	// calls keep its max view current (mapBase, mapPage), and clearing calls
+	// clear it (clearStaleMax), so that it never shows a stale page.
+	//
+	// Invariant: maxMapped implies maxDirty.
+	maxMapped, maxDirty bool
 }
 
 func (v *vma) usesMem() bool { return v.file == nil }
