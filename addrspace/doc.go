@@ -1,8 +1,9 @@
 // Package addrspace simulates a process's virtual address space on real
-// host memory: Mmap, Munmap and Mprotect on simulated addresses, and
-// gVisor's usermem.IO copy interface over them, where touching an unmapped
-// or forbidden page is an EFAULT return with the exact number of bytes that
-// did move, never a crash.
+// host memory: Mmap, Munmap, Mprotect, Mremap, Madvise, Msync, Mincore, Brk
+// and fork-style copy-on-write Clone on simulated addresses, and gVisor's
+// usermem.IO copy interface over them, where touching an unmapped or
+// forbidden page is an EFAULT return with the exact number of bytes that did
+// move, never a crash.
 //
 // # How it works
 //
@@ -25,17 +26,22 @@
 //	page tables / PTEs         host mappings in the two views (package pma)
 //	anonymous memory, shmem    pages of the AddressSpace's memory file (memfd)
 //	page cache                 the user's file, mapped MAP_SHARED
-//	copy-on-write (private     the file page mapped read-only; the first write
-//	  file mapping)              copies it into the memory file and remaps it
+//	copy-on-write (private     the page write-protected on the host; the first
+//	  file mappings, fork)       write copies it into the memory file and remaps
+//	                             it, or, if no other space shares it, just
+//	                             makes it writable
+//	fork(2)                    Clone (memory-file pages are reference-counted)
+//	brk(2), [heap]             Brk
 //	copy_{to,from}_user        the usermem.IO methods
 //	access_ok                  the bounds check against Size
 //	/proc/PID/maps             WriteMaps
 //
 // # Concurrency
 //
-// All methods are safe for concurrent use. Copies take no lock;
-// Mmap, Munmap, Mprotect and fault resolution hold the address space's
-// mutex. A copy racing with Munmap sees, page by page, either the old
+// All methods are safe for concurrent use. Copies take no lock; the
+// memory-management calls and fault resolution hold the address space's
+// mutex, and Clone, Mprotect and Madvise also wait for CopyOutFrom calls in
+// progress. A copy racing with Munmap sees, page by page, either the old
 // mapping or EFAULT, as on Linux. Close must be called only after every
 // other call on the AddressSpace has returned; calls made after Close
 // return an error and touch no host memory.

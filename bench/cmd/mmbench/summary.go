@@ -28,6 +28,7 @@ type Report struct {
 	Missing map[string]string `json:"missing,omitempty"`
 }
 
+// Machine describes the host the figures were measured on.
 type Machine struct {
 	CPU    string `json:"cpu"` // /proc/cpuinfo's model name
 	NumCPU int    `json:"num_cpu"`
@@ -44,6 +45,8 @@ type Machine struct {
 	OthersCPU float64 `json:"others_cpu_share"`
 }
 
+// Config records how the suite was run: when, on which commit, with what
+// rounds and benchmark time.
 type Config struct {
 	Date string `json:"date"`
 	// Source is the commit measured (git describe, "-dirty" if tracked
