@@ -25,7 +25,8 @@ unit:
 # runs them longer by hand.
 FUZZ_TARGETS := \
 	./hostarch:FuzzAddrRangeSeq \
-	./usermem:FuzzCopyInt32StringsInVec
+	./usermem:FuzzCopyInt32StringsInVec \
+	./addrspace:FuzzModel
 
 fuzz-smoke fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -3,6 +3,7 @@ package addrspace
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -986,6 +987,11 @@ func TestModel(t *testing.T) {
 }
 
 func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
+	return modelRunWith(t, rand.NewSource(seed), ops, deadline)
+}
+
+// modelRunWith runs up to ops random operations drawn from src.
+func modelRunWith(t *testing.T, src rand.Source, ops int, deadline time.Time) int {
 	size := uint64(48 * pg)
 	as, err := New(Options{Size: size})
 	if err != nil {
@@ -993,7 +999,7 @@ func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
 	}
 	defer as.Close()
 	dir := t.TempDir()
-	rng := rand.New(rand.NewSource(seed))
+	rng := rand.New(src)
 	r := &modelRun{t: t, as: as, m: &refModel{size: size, pages: map[uint64]*refPage{}, brkStart: size / 8, brk: size / 8}, rng: rng, ctx: context.Background(), byF: map[*os.File]*refFile{}}
 	r.fam, r.fm = []*AddressSpace{as}, []*refModel{r.m}
 	for i, spec := range []struct {
@@ -1008,7 +1014,7 @@ func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
 	} {
 		name := filepath.Join(dir, fmt.Sprintf("f%d", i))
 		data := make([]byte, spec.size)
-		rng.Read(data)
+		rand.New(rand.NewSource(int64(i))).Read(data)
 		if err := os.WriteFile(name, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -1052,4 +1058,35 @@ func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
 		c.Close()
 	}
 	return i
+}
+
+// byteSource is a rand.Source that replays a fuzzer's bytes, so that the
+// fuzzer chooses the operations; past the end it yields zeros.
+type byteSource struct{ data []byte }
+
+func (s *byteSource) Int63() int64 {
+	var b [8]byte
+	n := copy(b[:], s.data)
+	s.data = s.data[n:]
+	return int64(binary.LittleEndian.Uint64(b[:]) >> 1)
+}
+
+func (s *byteSource) Seed(int64) {}
+
+// FuzzModel lets the fuzzer choose the operations of a short model run:
+// every Mmap, Munmap, Mprotect, Mremap, Madvise, Brk, Clone, copy and
+// atomic, with their address and length arithmetic, against the model.
+func FuzzModel(f *testing.F) {
+	for seed := int64(0); seed < 4; seed++ {
+		b := make([]byte, 800)
+		rand.New(rand.NewSource(seed)).Read(b)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4096 {
+			data = data[:4096]
+		}
+		// Roughly one operation for each 16 bytes of input.
+		modelRunWith(t, &byteSource{data}, len(data)/16+1, time.Now().Add(time.Minute))
+	})
 }
