@@ -470,8 +470,6 @@ func (as *AddressSpace) mergeAround(ar hostarch.AddrRange) {
 	var prev *vma
 	for _, v := range as.overlapping(hostarch.AddrRange{Start: lo, End: ar.End + 1}) {
 		if prev != nil && prev.canMerge(v) {
-			prev.maxMapped = prev.maxMapped && v.maxMapped
-			prev.maxDirty = prev.maxDirty || v.maxDirty
 			as.delete(v)
 			prev.end = v.end
 			if v.file != nil {
@@ -560,7 +558,7 @@ func viewProts(v *vma, exclusive bool) (app, max int) {
 }
 
 // mapHost makes the views map v's pages in [start, end) as v and the
-// overrides say: the app view always, the max view if v.maxDirty.
+// overrides say: the app view always, the max view if v.maxMapped.
 func (as *AddressSpace) mapHost(v *vma, start, end hostarch.Addr) error {
 	if err := as.mapBase(v, start, end); err != nil {
 		return err
@@ -575,12 +573,12 @@ func (as *AddressSpace) mapHost(v *vma, start, end hostarch.Addr) error {
 }
 
 // mapBase makes the views map v's pages in [start, end) as v says,
-// ignoring overrides: the app view always, the max view if v.maxDirty.
+// ignoring overrides: the app view always, the max view if v.maxMapped.
 func (as *AddressSpace) mapBase(v *vma, start, end hostarch.Addr) error {
 	if err := as.mapBaseIn(as.app, v, start, end); err != nil {
 		return err
 	}
-	if v.maxDirty {
+	if v.maxMapped {
 		return as.mapBaseIn(as.max, v, start, end)
 	}
 	return nil
@@ -601,12 +599,12 @@ func (as *AddressSpace) mapBaseIn(view *pma.View, v *vma, start, end hostarch.Ad
 }
 
 // mapPage maps memory-file page off at addr, a page of v, in the app view
-// and, if v.maxDirty, the max view.
+// and, if v.maxMapped, the max view.
 func (as *AddressSpace) mapPage(v *vma, addr hostarch.Addr, off uint64, app, max int) error {
 	if err := as.app.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, app); err != nil {
 		return err
 	}
-	if !v.maxDirty {
+	if !v.maxMapped {
 		return nil
 	}
 	return as.max.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, max)
@@ -630,22 +628,22 @@ func (as *AddressSpace) ensureMax(v *vma) error {
 			return fmt.Errorf("addrspace: mapping the max view: %w", err)
 		}
 	}
-	v.maxMapped, v.maxDirty = true, true
+	v.maxMapped = true
 	return nil
 }
 
-// anyMaxDirty reports whether a VMA overlapping ar may have its max view
+// anyMaxMapped reports whether a VMA overlapping ar has its max view
 // mapped, so that clearing ar must clear the max view too.
-func (as *AddressSpace) anyMaxDirty(ar hostarch.AddrRange) bool {
+func (as *AddressSpace) anyMaxMapped(ar hostarch.AddrRange) bool {
 	found := false
-	as.visit(ar, func(v *vma) bool { found = v.maxDirty; return !found })
+	as.visit(ar, func(v *vma) bool { found = v.maxMapped; return !found })
 	return found
 }
 
 // clearStaleMax clears ar in the max view if mappings there are about to be
 // replaced by ones whose max view is not mapped.
 func (as *AddressSpace) clearStaleMax(ar hostarch.AddrRange) error {
-	if !as.anyMaxDirty(ar) {
+	if !as.anyMaxMapped(ar) {
 		return nil
 	}
 	return as.max.Clear(uint64(ar.Start), uint64(ar.Length()))

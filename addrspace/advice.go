@@ -214,7 +214,7 @@ func hostMadvise(addr uintptr, length uint64, advice int) {
 
 // Stats describes an address space's use of memory.
 type Stats struct {
-	// Mappings is the number of mappings (VMAs).
+	// Mappings is the number of mappings, as Mappings lists them.
 	Mappings int
 
 	// MappedBytes is the total length of the mappings.
@@ -250,8 +250,8 @@ func (as *AddressSpace) Stats() (Stats, error) {
 	}
 	var st Stats
 	var vec []byte
+	st.Mappings = len(as.mappingsLocked())
 	as.vmas.Ascend(func(v *vma) bool {
-		st.Mappings++
 		st.MappedBytes += v.length()
 		n := v.length() / hostarch.PageSize
 		if uint64(cap(vec)) < n {

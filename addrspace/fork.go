@@ -64,22 +64,14 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 			if err := as.app.Protect(uint64(v.start), v.length(), app); err != nil {
 				return fail(err)
 			}
-			switch {
-			case v.maxMapped:
+			if v.maxMapped {
 				if err := as.max.Protect(uint64(v.start), v.length(), max); err != nil {
 					return fail(err)
 				}
-			case v.maxDirty:
-				// Partly mapped: mprotect would make the unmapped part
-				// accessible, so clear it all; it is mapped again on use.
-				if err := as.max.Clear(uint64(v.start), v.length()); err != nil {
-					return fail(err)
-				}
-				v.maxDirty = false
 			}
 		}
 		cv := *v
-		cv.maxMapped, cv.maxDirty = false, false // mapped in the child's max view on first use
+		cv.maxMapped = false // mapped in the child's max view on first use
 		if v.file != nil {
 			r, err := child.adoptFile(v.file)
 			if err != nil {

@@ -445,3 +445,42 @@ func TestBrk(t *testing.T) {
 		t.Fatalf("clone's break = %#x", got)
 	}
 }
+
+// TestLazyMaxView checks the max view that is mapped on first use: it shows
+// the current backing after mappings are replaced, moved and unmapped, and
+// mappings that differ only in whether it is mapped look and act as one.
+func TestLazyMaxView(t *testing.T) {
+	as := newAS(t, 1<<30)
+	ign := noOpt
+	ign.IgnorePermissions = true
+	a := mustMmap(t, as, MmapOpts{Addr: 0x10000, Fixed: true, Length: 2 * pg, Perms: hostarch.ReadWrite, Private: true})
+	if n, err := as.CopyOut(ctx, a, []byte("old"), ign); n != 3 || err != nil {
+		t.Fatal(n, err)
+	}
+	// Adjacent, same attributes, max view not mapped: one mapping.
+	b := mustMmap(t, as, MmapOpts{Addr: a + 2*pg, Fixed: true, Length: 2 * pg, Perms: hostarch.ReadWrite, Private: true})
+	if ms := as.Mappings(); len(ms) != 1 || ms[0].Range != (hostarch.AddrRange{Start: a, End: b + 2*pg}) {
+		t.Fatalf("Mappings = %+v", ms)
+	}
+	// Mremap across the two moves both.
+	writeAt(t, as, b, "new")
+	dst, err := as.Mremap(a, 4*pg, 4*pg, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, 0x40000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readAt(t, as, dst, 3)) + string(readAt(t, as, dst+2*pg, 3)); got != "oldnew" {
+		t.Fatalf("after the move: %q", got)
+	}
+	// Replacing a range whose max view was mapped: the max view must show
+	// the new (zero) page, not the old one.
+	mustMmap(t, as, MmapOpts{Addr: dst, Fixed: true, Length: pg, Perms: hostarch.Read, Private: true})
+	buf := make([]byte, 3)
+	if n, err := as.CopyIn(ctx, dst, buf, ign); n != 3 || err != nil || string(buf) != "\x00\x00\x00" {
+		t.Fatalf("max view after a fixed replacement: %q, %d, %v", buf, n, err)
+	}
+	// And after Munmap, nothing.
+	as.Munmap(dst, 4*pg)
+	if n, err := as.CopyIn(ctx, dst, buf, ign); n != 0 || !errors.Is(err, unix.EFAULT) {
+		t.Fatalf("max view after Munmap: %d, %v", n, err)
+	}
+}

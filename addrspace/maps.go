@@ -45,7 +45,16 @@ func (as *AddressSpace) Mappings() []Mapping {
 	if as.closed.Load() {
 		return nil
 	}
+	return as.mappingsLocked()
+}
+
+// mappingsLocked lists the mappings, showing VMAs that differ only in
+// whether their max view is mapped yet as one.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) mappingsLocked() []Mapping {
 	ms := make([]Mapping, 0, as.vmas.Len())
+	var prev *vma
 	as.vmas.Ascend(func(v *vma) bool {
 		m := Mapping{
 			Range:    v.ar(),
@@ -57,7 +66,12 @@ func (as *AddressSpace) Mappings() []Mapping {
 		if v.file != nil {
 			m.FileName, m.Offset, m.Dev, m.Inode = v.file.name, v.off, v.file.dev, v.file.ino
 		}
-		ms = append(ms, m)
+		if prev != nil && prev.compatible(v) {
+			ms[len(ms)-1].Range.End = m.Range.End
+		} else {
+			ms = append(ms, m)
+		}
+		prev = v
 		return true
 	})
 	return ms

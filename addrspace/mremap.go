@@ -77,6 +77,7 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 		return old, nil
 	}
 
+	as.unifyMax(hostarch.AddrRange{Start: old, End: old + hostarch.Addr(oldLen)})
 	v := as.find(old)
 	if v == nil || (oldLen > 0 && uint64(v.end-old) < oldLen) {
 		return 0, fmt.Errorf("addrspace: mremap: [%#x, +%#x) is not inside one mapping: %w", old, oldLen, unix.EFAULT)
@@ -145,7 +146,7 @@ func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	v := as.find(ar.Start)
 	nv := *v
 	nv.start, nv.end = target.Start, target.End
-	nv.maxMapped, nv.maxDirty = false, false
+	nv.maxMapped = false
 	// Map the backing at the target first (replacing what was there), so
 	// that a host failure leaves the old mapping intact.
 	if err := as.mapBase(&nv, nv.start, nv.end); err != nil {
@@ -168,7 +169,7 @@ func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	as.delete(v)
 	as.insert(&nv)
 	as.app.Clear(uint64(ar.Start), uint64(ar.Length()))
-	if v.maxDirty {
+	if v.maxMapped {
 		as.max.Clear(uint64(ar.Start), uint64(ar.Length()))
 	}
 	as.mergeAround(ar)
@@ -236,7 +237,7 @@ func (as *AddressSpace) duplicate(v *vma, old hostarch.Addr, newLen uint64, fixe
 	nv := *v
 	nv.start, nv.end = dst, dst+hostarch.Addr(newLen)
 	nv.off, nv.mem = v.offAt(old), v.memAt(old)
-	nv.maxMapped, nv.maxDirty = false, false
+	nv.maxMapped = false
 	err := as.mapBase(&nv, nv.start, nv.end)
 	if err == nil {
 		err = as.clearStaleMax(nv.ar())
@@ -258,4 +259,26 @@ func (as *AddressSpace) duplicate(v *vma, old hostarch.Addr, newLen uint64, fixe
 	as.insert(&nv)
 	as.mergeAround(nv.ar())
 	return dst, nil
+}
+
+// unifyMax merges the VMAs over ar that differ only in whether their max
+// views are mapped (one mapping to the user), mapping the max views that
+// are not, so that the range lies in one VMA as Mappings shows it.
+func (as *AddressSpace) unifyMax(ar hostarch.AddrRange) {
+	vs := as.overlapping(ar)
+	mixed := false
+	for i := 1; i < len(vs); i++ {
+		if vs[i-1].compatible(vs[i]) && vs[i-1].maxMapped != vs[i].maxMapped {
+			mixed = true
+		}
+	}
+	if !mixed {
+		return
+	}
+	for _, v := range vs {
+		if as.ensureMax(v) != nil {
+			return
+		}
+	}
+	as.mergeAround(ar)
 }

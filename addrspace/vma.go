@@ -41,18 +41,14 @@ type vma struct {
 	// name labels an anonymous mapping in WriteMaps ("[heap]", say).
 	name string
 
-	// maxMapped is set once the max view maps all of v's pages, and
-	// maxDirty once it may map any of them. The max view serves only
-	// IOOpts.IgnorePermissions accesses and copy-on-write copies, so it is
-	// mapped on first use: a plain Mmap+Munmap then costs two host mapping
-	// calls instead of four. Where it is not mapped, v's range of the max
-	// view is PROT_NONE and a fault there maps it (ensureMax). A VMA merged
-	// from a mapped and an unmapped one is dirty but not mapped: mapping
-	// calls keep its max view current (mapBase, mapPage), and clearing calls
-	// clear it (clearStaleMax), so that it never shows a stale page.
-	//
-	// Invariant: maxMapped implies maxDirty.
-	maxMapped, maxDirty bool
+	// maxMapped is set once the max view maps v's pages. The max view serves
+	// only IOOpts.IgnorePermissions accesses and copy-on-write copies, so it
+	// is mapped on first use: a plain Mmap+Munmap then costs two host
+	// mapping calls instead of four. Until then v's range of the max view is
+	// PROT_NONE, and a fault there maps it (ensureMax). VMAs that differ in
+	// maxMapped do not merge (Mappings still shows them as one), so that the
+	// flag always describes the whole VMA.
+	maxMapped bool
 }
 
 func (v *vma) usesMem() bool { return v.file == nil }
@@ -74,6 +70,13 @@ func (v *vma) offAt(addr hostarch.Addr) uint64 { return v.off + uint64(addr-v.st
 
 // canMerge reports whether next, which starts where v ends, can join v.
 func (v *vma) canMerge(next *vma) bool {
+	return v.compatible(next) && v.maxMapped == next.maxMapped
+}
+
+// compatible reports whether next, which starts where v ends, is v's
+// continuation in all but whether their max views are mapped yet: such
+// VMAs are one mapping to the user (Mappings, Mremap).
+func (v *vma) compatible(next *vma) bool {
 	if v.end != next.start || v.perms != next.perms || v.maxPerms != next.maxPerms ||
 		v.private != next.private || v.file != next.file || v.wp != next.wp || v.name != next.name {
 		return false
