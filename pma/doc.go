@@ -8,7 +8,8 @@
 // pkg/sentry/pgalloc, after which it is named — "platform mapping area"):
 //
 //	page cache / shmem        → the user's file, or a MemoryFile (memfd)
-//	page frame allocator      → MemoryFile.Allocate / Free
+//	page frame allocator      → MemoryFile.Allocate, IncRef, DecRef
+//	struct page refcount      → MemoryFile.Refs (counted per range)
 //	page tables               → a View: host mappings at view.base + address
 //
 // pma knows nothing of simulated addresses or VMAs; package addrspace
