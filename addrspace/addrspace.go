@@ -560,16 +560,37 @@ func viewProts(v *vma, exclusive bool) (app, max int) {
 // mapHost makes the views map v's pages in [start, end) as v and the
 // overrides say: the app view always, the max view if v.maxMapped.
 func (as *AddressSpace) mapHost(v *vma, start, end hostarch.Addr) error {
-	if err := as.mapBase(v, start, end); err != nil {
+	if err := as.mapIn(as.app, v, start, end); err != nil {
 		return err
 	}
-	app, max := viewProts(v, false)
+	if v.maxMapped {
+		return as.mapIn(as.max, v, start, end)
+	}
+	return nil
+}
+
+// mapIn maps v's pages in [start, end) in one view, overrides included.
+func (as *AddressSpace) mapIn(view *pma.View, v *vma, start, end hostarch.Addr) error {
+	if err := as.mapBaseIn(view, v, start, end); err != nil {
+		return err
+	}
+	prot := as.viewProt(view, v)
 	for _, a := range as.overridesIn(start, end) {
-		if err := as.mapPage(v, a, as.override[a], app, max); err != nil {
+		if err := view.MapFile(uint64(a), hostarch.PageSize, as.mem.FD(), as.override[a], prot); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// viewProt returns the host protection of v's pages in view (write withheld
+// from pages that copy on write; see viewProts).
+func (as *AddressSpace) viewProt(view *pma.View, v *vma) int {
+	app, max := viewProts(v, false)
+	if view == as.max {
+		return max
+	}
+	return app
 }
 
 // mapBase makes the views map v's pages in [start, end) as v says,
@@ -590,12 +611,7 @@ func (as *AddressSpace) mapBaseIn(view *pma.View, v *vma, start, end hostarch.Ad
 	if v.file != nil {
 		fd, off = v.file.fd(), v.offAt(start)
 	}
-	app, max := viewProts(v, false)
-	prot := app
-	if view == as.max {
-		prot = max
-	}
-	return view.MapFile(uint64(start), uint64(end-start), fd, off, prot)
+	return view.MapFile(uint64(start), uint64(end-start), fd, off, as.viewProt(view, v))
 }
 
 // mapPage maps memory-file page off at addr, a page of v, in the app view
@@ -617,16 +633,9 @@ func (as *AddressSpace) ensureMax(v *vma) error {
 	if v.maxMapped {
 		return nil
 	}
-	if err := as.mapBaseIn(as.max, v, v.start, v.end); err != nil {
+	if err := as.mapIn(as.max, v, v.start, v.end); err != nil {
 		as.max.Clear(uint64(v.start), v.length())
 		return fmt.Errorf("addrspace: mapping the max view: %w", err)
-	}
-	_, max := viewProts(v, false)
-	for _, a := range as.overridesIn(v.start, v.end) {
-		if err := as.max.MapFile(uint64(a), hostarch.PageSize, as.mem.FD(), as.override[a], max); err != nil {
-			as.max.Clear(uint64(v.start), v.length())
-			return fmt.Errorf("addrspace: mapping the max view: %w", err)
-		}
 	}
 	v.maxMapped = true
 	return nil
@@ -705,7 +714,8 @@ func (as *AddressSpace) unmapLocked(ar hostarch.AddrRange) error {
 	return nil
 }
 
-// mgmtRange validates the page range of Munmap or Mprotect: addr aligned,
+// mgmtRange validates the page range of a memory-management call (Munmap,
+// Mprotect, Madvise, Msync, Mincore): addr aligned,
 // and [addr, addr+roundup(length)) inside the address space. Failures wrap
 // unix.EINVAL, or outOfRange for ranges past the end.
 func (as *AddressSpace) mgmtRange(op string, addr hostarch.Addr, length uint64, outOfRange unix.Errno) (hostarch.AddrRange, error) {

@@ -8,13 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pageRange validates a page-aligned range for Madvise, Msync and Mincore:
-// EINVAL for an unaligned addr, ENOMEM for a range that overflows or ends
-// beyond the address space.
-func (as *AddressSpace) pageRange(op string, addr hostarch.Addr, length uint64) (hostarch.AddrRange, error) {
-	return as.mgmtRange(op, addr, length, unix.ENOMEM)
-}
-
 // forMapped calls f for each part of ar covered by a VMA, in address order,
 // splitting VMAs at ar's edges first if split is set. It returns ENOMEM
 // (wrapped) if part of ar is not mapped, after calling f for the mapped
@@ -59,7 +52,7 @@ func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) e
 	default:
 		return fmt.Errorf("addrspace: madvise advice %d is not supported: %w", advice, unix.EINVAL)
 	}
-	ar, err := as.pageRange("madvise", addr, length)
+	ar, err := as.mgmtRange("madvise", addr, length, unix.ENOMEM)
 	if err != nil {
 		return err
 	}
@@ -150,7 +143,7 @@ func (as *AddressSpace) Msync(addr hostarch.Addr, length uint64, flags int) erro
 		flags&(unix.MS_ASYNC|unix.MS_SYNC) == unix.MS_ASYNC|unix.MS_SYNC {
 		return fmt.Errorf("addrspace: msync flags %#x: %w", flags, unix.EINVAL)
 	}
-	ar, err := as.pageRange("msync", addr, length)
+	ar, err := as.mgmtRange("msync", addr, length, unix.ENOMEM)
 	if err != nil {
 		return err
 	}
@@ -182,7 +175,7 @@ func (as *AddressSpace) Msync(addr hostarch.Addr, length uint64, flags int) erro
 // any page of the range is not mapped or lies beyond the address space;
 // ErrClosed after Close.
 func (as *AddressSpace) Mincore(addr hostarch.Addr, length uint64) ([]bool, error) {
-	ar, err := as.pageRange("mincore", addr, length)
+	ar, err := as.mgmtRange("mincore", addr, length, unix.ENOMEM)
 	if err != nil {
 		return nil, err
 	}
