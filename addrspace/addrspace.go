@@ -290,9 +290,9 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr, error) {
 	// As Linux does, choose the address before checking the file and the
 	// permissions.
-	v := &vma{perms: opts.Perms, private: opts.Private, name: opts.Name}
-	if opts.File != nil {
-		v.name = ""
+	v := &vma{perms: opts.Perms, private: opts.Private}
+	if opts.File == nil {
+		v.name = opts.Name
 	}
 	if opts.Fixed {
 		v.start = opts.Addr

@@ -82,10 +82,14 @@ var (
 	errClosedIO    error = closedError{unix.EFAULT}
 	errClosedMgmt  error = closedError{unix.EINVAL}
 	errClosedTwice error = closedError{unix.EBADF}
-	errOutOfRange        = func(addr hostarch.Addr, at hostarch.AccessType) error {
-		return &FaultError{Addr: addr, Access: at, Reason: FaultUnmapped}
-	}
-	errMisalignedIO = func(addr hostarch.Addr) error {
-		return fmt.Errorf("addrspace: atomic access at %#x is not 4-byte aligned: %w", addr, unix.EINVAL)
-	}
 )
+
+// errOutOfRange is the error for an access beyond the address space.
+func errOutOfRange(addr hostarch.Addr, at hostarch.AccessType) error {
+	return &FaultError{Addr: addr, Access: at, Reason: FaultUnmapped}
+}
+
+// errMisalignedIO is the error for a misaligned atomic access.
+func errMisalignedIO(addr hostarch.Addr) error {
+	return fmt.Errorf("addrspace: atomic access at %#x is not 4-byte aligned: %w", addr, unix.EINVAL)
+}
