@@ -3,7 +3,7 @@ package addrspace
 import (
 	"fmt"
 	"os"
-	"slices"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -36,7 +36,18 @@ type Options struct {
 	// Size/8. It must be page-aligned and inside the address space; see
 	// also SetBrkStart.
 	BrkStart hostarch.Addr
+
+	// MaxMapCount limits the number of mappings (VMAs, as Mappings lists
+	// them before merging for display) the address space may hold, as
+	// Linux's vm.max_map_count limits a process's: a call that could exceed
+	// it fails with ENOMEM. 0 selects DefaultMaxMapCount. The process-wide
+	// host budget (HostStats) applies as well.
+	MaxMapCount int
 }
+
+// DefaultMaxMapCount is the MaxMapCount of an address space whose
+// Options.MaxMapCount is 0: Linux's default vm.max_map_count.
+const DefaultMaxMapCount = 65530
 
 // An AddressSpace is a simulated virtual address space backed by host
 // memory. It implements usermem.IO.
@@ -45,12 +56,14 @@ type Options struct {
 // then pma.MemoryFile's internal lock.
 type AddressSpace struct {
 	// Immutable after New.
-	size    uint64
-	app     *pma.View
-	max     *pma.View
-	appBase unsafe.Pointer
-	maxBase unsafe.Pointer
-	mem     *pma.MemoryFile
+	size        uint64
+	maxMapCount int
+	appBase     unsafe.Pointer
+	mem         *pma.MemoryFile
+
+	// maxBase is the base of the max view, nil until an IgnorePermissions
+	// access first needs it (see maxView).
+	maxBase atomic.Pointer[byte]
 
 	// closed is set by Close, before any host resource is released.
 	closed atomic.Bool
@@ -60,30 +73,21 @@ type AddressSpace struct {
 	// one load.
 	limit atomic.Uint64
 
-	// cowVMAs counts VMAs that copy on write (private file mappings). While
-	// it is zero no write can need fault resolution before it is done, so
-	// CopyOutFrom can skip pre-faulting.
-	cowVMAs atomic.Int64
-
-	// activeMu is held for reading by CopyOutFrom while its reader writes
-	// into the views, and for writing by the calls that may write-protect
-	// pages that were writable (Clone, Mprotect, Madvise): a reader cannot
-	// resume after a fault, so it must not meet one that resolution would
-	// have cleared. Lock order: activeMu, then mu.
+	// activeMu is held for reading by CopyOutFrom and CopyInTo while their
+	// reader or writer touches the views, and for writing by the calls that
+	// may take access away from pages that had it (Clone, Mprotect,
+	// Madvise): a reader cannot resume after a fault, so it must not meet
+	// one that resolution would have cleared. Lock order: activeMu, then mu.
 	activeMu sync.RWMutex
 
-	// mu protects everything below, and serializes changes to the host
-	// mappings of the views.
+	// mu protects everything below, and serializes every change to the
+	// host mappings (pt).
 	mu    sync.Mutex
 	vmas  *vmaTree
 	files map[fileKey]*fileRef
-	// override maps the simulated page addresses of private pages that
-	// have their own memory-file page (a private file page once written, a
-	// page copied on write after a clone) to that page's offset. It plays
-	// the part of the page table for pages that differ from their VMA's.
-	override map[hostarch.Addr]uint64
-	// pageBuf is scratch space for copying a page on write.
-	pageBuf []byte
+	// pt is the page-table layer: what backs each touched page, and the
+	// host views.
+	pt *pma.Table
 
 	// brkStart and brk are the start and the current end of the heap that
 	// Brk manages (Linux's start_brk and brk).
@@ -93,8 +97,11 @@ type AddressSpace struct {
 // New creates an empty address space.
 //
 // It returns an error wrapping EINVAL if opts.Size is not a multiple of the
-// page size, and one wrapping ENOMEM if the host cannot reserve the address
-// space (or create the memory file).
+// page size (or opts.BrkStart or opts.MaxMapCount is out of range), and one
+// wrapping ENOMEM if the host cannot provide the address space: its address
+// space or the process-wide host mapping budget is exhausted, or the
+// memory file cannot be created (the process is out of file descriptors,
+// say).
 func New(opts Options) (*AddressSpace, error) {
 	size := opts.Size
 	if size == 0 {
@@ -110,42 +117,42 @@ func New(opts Options) (*AddressSpace, error) {
 	if !brk.IsPageAligned() || brk < MinAddr || uint64(brk) >= size {
 		return nil, fmt.Errorf("addrspace: BrkStart %#x is not a page-aligned address inside the address space: %w", brk, unix.EINVAL)
 	}
+	if opts.MaxMapCount < 0 {
+		return nil, fmt.Errorf("addrspace: MaxMapCount %d: %w", opts.MaxMapCount, unix.EINVAL)
+	}
 	mem, err := pma.NewMemoryFile("mmsim")
+	if err != nil {
+		return nil, fmt.Errorf("addrspace: creating the memory file: %v: %w", err, unix.ENOMEM)
+	}
+	as, err := newWithMemory(size, mem, 1)
 	if err != nil {
 		return nil, err
 	}
-	as, err := newWithMemory(size, mem)
-	if err != nil {
-		return nil, err
+	as.maxMapCount = opts.MaxMapCount
+	if as.maxMapCount == 0 {
+		as.maxMapCount = DefaultMaxMapCount
 	}
 	as.brkStart, as.brk = brk, brk
 	return as, nil
 }
 
 // newWithMemory creates an empty address space of size bytes whose
-// anonymous memory comes from mem. On failure it closes mem (drops this
-// holder).
-func newWithMemory(size uint64, mem *pma.MemoryFile) (*AddressSpace, error) {
+// anonymous memory comes from mem, committing floor host mappings. On
+// failure it closes mem (drops this holder).
+func newWithMemory(size uint64, mem *pma.MemoryFile, floor int) (*AddressSpace, error) {
+	pt, err := pma.NewTable(size, mem, floor)
+	if err != nil {
+		mem.Close()
+		return nil, fmt.Errorf("addrspace: cannot reserve %d bytes of host address space: %w", size, err)
+	}
 	as := &AddressSpace{
-		size:     size,
-		mem:      mem,
-		vmas:     newVMATree(),
-		files:    make(map[fileKey]*fileRef),
-		override: make(map[hostarch.Addr]uint64),
-		pageBuf:  make([]byte, hostarch.PageSize),
+		size:  size,
+		mem:   mem,
+		vmas:  newVMATree(),
+		files: make(map[fileKey]*fileRef),
+		pt:    pt,
 	}
-	var err error
-	if as.app, err = pma.Reserve(size); err != nil {
-		as.mem.Close()
-		return nil, fmt.Errorf("addrspace: cannot reserve %d bytes of host address space for the app view: %w", size, unix.ENOMEM)
-	}
-	if as.max, err = pma.Reserve(size); err != nil {
-		as.app.Release()
-		as.mem.Close()
-		return nil, fmt.Errorf("addrspace: cannot reserve %d bytes of host address space for the max view: %w", size, unix.ENOMEM)
-	}
-	as.appBase = hostPointer(as.app.Base())
-	as.maxBase = hostPointer(as.max.Base())
+	as.appBase = hostPointer(pt.AppBase())
 	as.limit.Store(size)
 	return as, nil
 }
@@ -153,12 +160,19 @@ func newWithMemory(size uint64, mem *pma.MemoryFile) (*AddressSpace, error) {
 // Size returns the size of the address space: addresses are [0, Size()).
 func (as *AddressSpace) Size() uint64 { return as.size }
 
-// Close releases every host resource of the address space: both views, the
-// memory file, and its references to mapped files. Shared file mappings
-// have already written their data to the file (the host's page cache).
+// Close releases the host resources of the address space: its memory
+// (pages no clone shares), the memory file, and its references to mapped
+// files. Shared file mappings have already written their data to the file
+// (the host's page cache). A second Close returns an error wrapping
+// ErrClosed.
 //
-// Preconditions: no other call on as is in progress (see the package
-// documentation). A second Close returns an error wrapping ErrClosed.
+// Close may be called while other calls are in progress, including a
+// CopyOutFrom or CopyInTo blocked in its reader or writer: they fail with an
+// error wrapping ErrClosed (EFAULT), or complete if they got past their
+// last access, and never touch memory that anything else was given
+// afterwards. The views' host address space stays reserved, inaccessible,
+// until the AddressSpace is unreachable; New collects such views when it
+// needs the room.
 func (as *AddressSpace) Close() error {
 	as.mu.Lock()
 	defer as.mu.Unlock()
@@ -172,24 +186,18 @@ func (as *AddressSpace) Close() error {
 			first = err
 		}
 	}
-	keep(as.app.Release())
-	keep(as.max.Release())
-	if as.mem.Shared() {
-		// Clones still use the memory file: drop this space's references so
-		// that pages they share become theirs alone (and are written without
-		// a copy), and pages only this space used are freed.
-		as.vmas.Ascend(func(v *vma) bool {
-			as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.DecRef(off, length) })
-			return true
-		})
-	}
+	release := as.pt.Close()
+	runtime.AddCleanup(as, func(release func()) { release() }, release)
+	as.vmas.Ascend(func(v *vma) bool {
+		as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.DecRef(off, length) })
+		return true
+	})
 	keep(as.mem.Close())
 	for _, r := range as.files {
 		keep(r.f.Close())
 	}
 	as.files = nil
 	as.vmas.Clear(false)
-	as.override = nil
 	return first
 }
 
@@ -330,33 +338,62 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 		return fail(fmt.Errorf("addrspace: mmap permissions %v exceed the most allowed, %v: %w", v.perms, v.maxPerms, unix.EACCES))
 	}
 
+	// Linux counts the mapping before it merges: one more VMA, and two
+	// more if a fixed mapping splits one.
+	extra := 1
+	if opts.Fixed {
+		extra = 3
+	}
+	if err := as.admit(extra); err != nil {
+		return fail(err)
+	}
+	defer as.settle()
 	if v.usesMem() {
-		mem, err := as.mem.Allocate(length, uint64(v.start))
+		// Shared anonymous memory: the pages exist from now on, for every
+		// mapping and clone of it; their host memory is committed on touch.
+		mem, err := as.mem.Allocate(length, 0)
 		if err != nil {
 			return fail(err)
 		}
 		v.mem = mem
 	}
-	// Map over whatever is there: the host replaces old mappings in one
-	// step, so on failure the old ones can be mapped again from the tree.
-	err := as.mapBase(v, v.start, v.end)
-	if err == nil && opts.Fixed {
-		err = as.clearStaleMax(v.ar())
-	}
-	if err != nil {
-		if v.usesMem() {
-			as.mem.DecRef(v.mem, length)
-		}
-		as.remapHost(v.ar())
-		return fail(fmt.Errorf("addrspace: mmap: %w", err))
-	}
 	if opts.Fixed {
+		as.pt.Unmap(uint64(v.start), uint64(v.end))
 		as.removeRange(v.ar())
 	}
+	// Nothing is mapped on the host until an access faults.
 	as.insert(v)
 	as.mergeAround(v.ar())
 	return v.start, nil
 }
+
+// admit checks that extra more VMAs fit within MaxMapCount and the host
+// budget (each VMA may need a host mapping and a gap after it), and
+// commits the host budget for them.
+//
+// Preconditions: as.mu is held; settle is called after the change.
+func (as *AddressSpace) admit(extra int) error {
+	n := as.vmas.Len() + extra
+	if n > as.maxMapCount {
+		return fmt.Errorf("addrspace: more than %d mappings (MaxMapCount): %w", as.maxMapCount, unix.ENOMEM)
+	}
+	if err := as.pt.SetFloor(hostFloor(n)); err != nil {
+		return fmt.Errorf("addrspace: %w", err)
+	}
+	return nil
+}
+
+// settle sets the host budget committed for the address space to what its
+// VMAs need now.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) settle() {
+	as.pt.SetFloor(hostFloor(as.vmas.Len()))
+}
+
+// hostFloor is the most host mappings n VMAs need when each is mapped
+// whole: one each, and one for each gap of reserved space around them.
+func hostFloor(n int) int { return 2*n + 1 }
 
 // findGap returns the start of a free range of length bytes: at hint if
 // that range is free and fits, otherwise the highest free range below Size
@@ -429,16 +466,10 @@ func (as *AddressSpace) overlapping(ar hostarch.AddrRange) []*vma {
 }
 
 func (as *AddressSpace) insert(v *vma) {
-	if v.cow() {
-		as.cowVMAs.Add(1)
-	}
 	as.vmas.ReplaceOrInsert(v)
 }
 
 func (as *AddressSpace) delete(v *vma) {
-	if v.cow() {
-		as.cowVMAs.Add(-1)
-	}
 	as.vmas.Delete(v)
 }
 
@@ -469,7 +500,7 @@ func (as *AddressSpace) mergeAround(ar hostarch.AddrRange) {
 	}
 	var prev *vma
 	for _, v := range as.overlapping(hostarch.AddrRange{Start: lo, End: ar.End + 1}) {
-		if prev != nil && prev.canMerge(v) {
+		if prev != nil && prev.compatible(v) {
 			as.delete(v)
 			prev.end = v.end
 			if v.file != nil {
@@ -482,193 +513,48 @@ func (as *AddressSpace) mergeAround(ar hostarch.AddrRange) {
 }
 
 // removeRange removes every VMA page in ar from the tree, releasing their
-// memory-file pages and file references. Host mappings are not touched.
+// shared-memory pages and file references. Host mappings and the pages
+// the page table backs them with are the caller's (pt.Unmap).
+//
+// Preconditions: as.mu is held.
 func (as *AddressSpace) removeRange(ar hostarch.AddrRange) {
 	as.splitAt(ar.Start)
 	as.splitAt(ar.End)
 	for _, v := range as.overlapping(ar) {
 		as.delete(v)
 		as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.DecRef(off, length) })
-		as.dropOverrides(v.start, v.end)
 		if v.file != nil {
 			as.dropFile(v.file)
 		}
 	}
 }
 
-// overridesIn returns the addresses in [start, end) that have an override,
-// in increasing order.
-func (as *AddressSpace) overridesIn(start, end hostarch.Addr) []hostarch.Addr {
-	if len(as.override) == 0 {
-		return nil
-	}
-	var addrs []hostarch.Addr
-	if uint64(len(as.override)) < uint64(end-start)/hostarch.PageSize {
-		for a := range as.override {
-			if a >= start && a < end {
-				addrs = append(addrs, a)
-			}
-		}
-		slices.Sort(addrs)
-		return addrs
-	}
-	for a := start; a < end; a += hostarch.PageSize {
-		if _, ok := as.override[a]; ok {
-			addrs = append(addrs, a)
-		}
-	}
-	return addrs
-}
-
-// forEachPage calls f for the memory-file ranges that v's pages in [start,
-// end) hold references to: the VMA's own range (for anonymous memory) less
-// the pages with overrides, and each override page.
+// forEachPage calls f for the memory-file range that v, a shared anonymous
+// mapping, holds references to in [start, end). It does nothing for other
+// mappings (the page table holds private pages' references).
 func (as *AddressSpace) forEachPage(v *vma, start, end hostarch.Addr, f func(off, length uint64)) {
-	cur := start
-	for _, a := range as.overridesIn(start, end) {
-		if v.usesMem() && a > cur {
-			f(v.memAt(cur), uint64(a-cur))
-		}
-		f(as.override[a], hostarch.PageSize)
-		cur = a + hostarch.PageSize
-	}
-	if v.usesMem() && end > cur {
-		f(v.memAt(cur), uint64(end-cur))
+	if v.usesMem() && end > start {
+		f(v.memAt(start), uint64(end-start))
 	}
 }
 
-// dropOverrides forgets the overrides of [start, end) (their pages'
-// references are the caller's to drop).
-func (as *AddressSpace) dropOverrides(start, end hostarch.Addr) {
-	for _, a := range as.overridesIn(start, end) {
-		delete(as.override, a)
+// mapping describes v for the page table.
+func (as *AddressSpace) mapping(v *vma) pma.Mapping {
+	m := pma.Mapping{
+		Start:   uint64(v.start),
+		End:     uint64(v.end),
+		Private: v.private,
+		FD:      -1,
+		Prot:    pma.HostProt(v.perms),
+		MaxProt: pma.HostProt(v.maxPerms),
 	}
-}
-
-// viewProts returns the host protections of v's pages in the app and max
-// views. Write is withheld from the pages of mappings that copy on write
-// unless the page is known to be exclusive; a write fault grants it.
-func viewProts(v *vma, exclusive bool) (app, max int) {
-	app, max = pma.HostProt(v.perms), pma.HostProt(v.maxPerms)
-	if v.cow() && !exclusive {
-		app &^= unix.PROT_WRITE
-		max &^= unix.PROT_WRITE
+	switch {
+	case v.file != nil:
+		m.FD, m.Off = v.file.fd(), v.off
+	case v.usesMem():
+		m.FD, m.Off = as.mem.FD(), v.mem
 	}
-	return app, max
-}
-
-// mapHost makes the views map v's pages in [start, end) as v and the
-// overrides say: the app view always, the max view if v.maxMapped.
-func (as *AddressSpace) mapHost(v *vma, start, end hostarch.Addr) error {
-	if err := as.mapIn(as.app, v, start, end); err != nil {
-		return err
-	}
-	if v.maxMapped {
-		return as.mapIn(as.max, v, start, end)
-	}
-	return nil
-}
-
-// mapIn maps v's pages in [start, end) in one view, overrides included.
-func (as *AddressSpace) mapIn(view *pma.View, v *vma, start, end hostarch.Addr) error {
-	if err := as.mapBaseIn(view, v, start, end); err != nil {
-		return err
-	}
-	prot := as.viewProt(view, v)
-	for _, a := range as.overridesIn(start, end) {
-		if err := view.MapFile(uint64(a), hostarch.PageSize, as.mem.FD(), as.override[a], prot); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// viewProt returns the host protection of v's pages in view (write withheld
-// from pages that copy on write; see viewProts).
-func (as *AddressSpace) viewProt(view *pma.View, v *vma) int {
-	app, max := viewProts(v, false)
-	if view == as.max {
-		return max
-	}
-	return app
-}
-
-// mapBase makes the views map v's pages in [start, end) as v says,
-// ignoring overrides: the app view always, the max view if v.maxMapped.
-func (as *AddressSpace) mapBase(v *vma, start, end hostarch.Addr) error {
-	if err := as.mapBaseIn(as.app, v, start, end); err != nil {
-		return err
-	}
-	if v.maxMapped {
-		return as.mapBaseIn(as.max, v, start, end)
-	}
-	return nil
-}
-
-// mapBaseIn maps v's pages in [start, end), ignoring overrides, in view.
-func (as *AddressSpace) mapBaseIn(view *pma.View, v *vma, start, end hostarch.Addr) error {
-	fd, off := as.mem.FD(), v.memAt(start)
-	if v.file != nil {
-		fd, off = v.file.fd(), v.offAt(start)
-	}
-	return view.MapFile(uint64(start), uint64(end-start), fd, off, as.viewProt(view, v))
-}
-
-// mapPage maps memory-file page off at addr, a page of v, in the app view
-// and, if v.maxMapped, the max view.
-func (as *AddressSpace) mapPage(v *vma, addr hostarch.Addr, off uint64, app, max int) error {
-	if err := as.app.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, app); err != nil {
-		return err
-	}
-	if !v.maxMapped {
-		return nil
-	}
-	return as.max.MapFile(uint64(addr), hostarch.PageSize, as.mem.FD(), off, max)
-}
-
-// ensureMax maps v's pages in the max view, if they are not yet.
-//
-// Preconditions: as.mu is held.
-func (as *AddressSpace) ensureMax(v *vma) error {
-	if v.maxMapped {
-		return nil
-	}
-	if err := as.mapIn(as.max, v, v.start, v.end); err != nil {
-		as.max.Clear(uint64(v.start), v.length())
-		return fmt.Errorf("addrspace: mapping the max view: %w", err)
-	}
-	v.maxMapped = true
-	return nil
-}
-
-// anyMaxMapped reports whether a VMA overlapping ar has its max view
-// mapped, so that clearing ar must clear the max view too.
-func (as *AddressSpace) anyMaxMapped(ar hostarch.AddrRange) bool {
-	found := false
-	as.visit(ar, func(v *vma) bool { found = v.maxMapped; return !found })
-	return found
-}
-
-// clearStaleMax clears ar in the max view if mappings there are about to be
-// replaced by ones whose max view is not mapped.
-func (as *AddressSpace) clearStaleMax(ar hostarch.AddrRange) error {
-	if !as.anyMaxMapped(ar) {
-		return nil
-	}
-	return as.max.Clear(uint64(ar.Start), uint64(ar.Length()))
-}
-
-// remapHost makes the host mappings of ar agree with the tree again, after a
-// host operation failed partway. It is best effort: it fails only if the
-// host refuses mappings, and then the affected pages fault (EFAULT) instead
-// of exposing wrong memory.
-func (as *AddressSpace) remapHost(ar hostarch.AddrRange) {
-	as.app.Clear(uint64(ar.Start), uint64(ar.Length()))
-	as.max.Clear(uint64(ar.Start), uint64(ar.Length()))
-	for _, v := range as.overlapping(ar) {
-		r := v.ar().Intersect(ar)
-		as.mapHost(v, r.Start, r.End)
-	}
+	return m
 }
 
 // Munmap removes the mappings of [addr, addr+length), as munmap(2) does.
@@ -695,22 +581,23 @@ func (as *AddressSpace) Munmap(addr hostarch.Addr, length uint64) error {
 	return as.unmapLocked(ar)
 }
 
-// unmapLocked removes the mappings of ar, from the host views first.
+// unmapLocked removes the mappings of ar.
 //
 // Preconditions: as.mu is held; ar is page-aligned and inside the space.
 func (as *AddressSpace) unmapLocked(ar hostarch.AddrRange) error {
 	if as.isFree(ar) {
 		return nil
 	}
-	if err := as.app.Clear(uint64(ar.Start), uint64(ar.Length())); err != nil {
-		as.remapHost(ar)
-		return fmt.Errorf("addrspace: munmap: %w", err)
+	// Unmapping the middle of a mapping splits it in two.
+	if err := as.admit(1); err != nil {
+		return err
 	}
-	if err := as.clearStaleMax(ar); err != nil {
-		as.remapHost(ar)
-		return fmt.Errorf("addrspace: munmap: %w", err)
-	}
+	defer as.settle()
+	err := as.pt.Unmap(uint64(ar.Start), uint64(ar.End))
 	as.removeRange(ar)
+	if err != nil {
+		return fmt.Errorf("addrspace: munmap: %w", err)
+	}
 	return nil
 }
 
@@ -737,15 +624,27 @@ func (as *AddressSpace) mgmtRange(op string, addr hostarch.Addr, length uint64, 
 // zero length succeeds without effect.
 //
 // Errors (wrapping a unix.Errno): EINVAL for an unaligned addr; ENOMEM if
-// part of the range is not mapped or lies beyond the address space, or the
-// host refuses more mappings; EACCES if perms exceed a mapping's MaxPerms;
-// ErrClosed after Close. As on Linux, on ENOMEM or EACCES the pages before
-// the failing point keep their new permissions.
+// the range overflows, if part of the range is not mapped or lies beyond
+// the end of the address space (the end is a hole, as Linux's TASK_SIZE
+// is), or the change would exceed MaxMapCount or the host budget; EACCES if
+// perms exceed a mapping's MaxPerms; ErrClosed after Close. As on Linux,
+// on ENOMEM or EACCES the pages before the failing point keep their new
+// permissions.
 func (as *AddressSpace) Mprotect(addr hostarch.Addr, length uint64, perms hostarch.AccessType) error {
-	ar, err := as.mgmtRange("mprotect", addr, length, unix.ENOMEM)
-	if err != nil {
-		return err
+	if !addr.IsPageAligned() {
+		return fmt.Errorf("addrspace: mprotect at unaligned address %#x: %w", addr, unix.EINVAL)
 	}
+	rounded, ok := hostarch.PageRoundUp(length)
+	if !ok || uint64(addr)+rounded < uint64(addr) {
+		return fmt.Errorf("addrspace: mprotect length %#x overflows: %w", length, unix.ENOMEM)
+	}
+	// The end of the address space is a hole: apply up to it, then fail.
+	end := uint64(addr) + rounded
+	pastEnd := end > as.size
+	if pastEnd {
+		end = max(as.size, uint64(addr))
+	}
+	ar := hostarch.AddrRange{Start: addr, End: hostarch.Addr(end)}
 	as.activeMu.Lock()
 	defer as.activeMu.Unlock()
 	as.mu.Lock()
@@ -753,9 +652,29 @@ func (as *AddressSpace) Mprotect(addr hostarch.Addr, length uint64, perms hostar
 	if as.closed.Load() {
 		return errClosedMgmt
 	}
+	if rounded == 0 {
+		return nil
+	}
+	if err := as.mprotectLocked(ar, perms); err != nil {
+		return err
+	}
+	if pastEnd {
+		return fmt.Errorf("addrspace: mprotect: %#x is beyond the address space: %w", end, unix.ENOMEM)
+	}
+	return nil
+}
+
+// mprotectLocked is Mprotect over ar, which lies inside the space.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) mprotectLocked(ar hostarch.AddrRange, perms hostarch.AccessType) error {
 	if ar.Length() == 0 {
 		return nil
 	}
+	if err := as.admit(2); err != nil {
+		return err
+	}
+	defer as.settle()
 	defer as.mergeAround(ar)
 	for cur := ar.Start; cur < ar.End; {
 		v := as.find(cur)
@@ -770,23 +689,12 @@ func (as *AddressSpace) Mprotect(addr hostarch.Addr, length uint64, perms hostar
 			as.splitAt(cur)
 			as.splitAt(end)
 			v = as.find(cur)
-			old := v.perms
 			v.perms = perms
-			if err := as.protectHost(v); err != nil {
-				v.perms = old
-				as.remapHost(v.ar())
+			if err := as.pt.Protect(uint64(v.start), uint64(v.end), pma.HostProt(perms)); err != nil {
 				return fmt.Errorf("addrspace: mprotect: %w", err)
 			}
 		}
 		cur = end
 	}
 	return nil
-}
-
-// protectHost applies v.perms to v's pages in the app view. Pages that copy
-// on write lose write access even where a fault had granted it; the next
-// write fault grants it again, without a copy if the page is exclusive.
-func (as *AddressSpace) protectHost(v *vma) error {
-	app, _ := viewProts(v, false)
-	return as.app.Protect(uint64(v.start), v.length(), app)
 }

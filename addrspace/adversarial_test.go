@@ -228,8 +228,9 @@ func TestAdvMremapCOWCloneDontneed(t *testing.T) {
 	orig := pattern(4*pg, 1)
 	writeAt(t, p, a, string(orig))
 	c1 := mustClone(t, p)
-	writeAt(t, p, a+pg, string(advFill(pg, 'p'))) // override in p
-	checkStats(t, "p after one COW", p, statsWant{3, 1, 5})
+	// The write copies the whole 4-page run of shared pages (fault-around).
+	writeAt(t, p, a+pg, string(advFill(pg, 'p')))
+	checkStats(t, "p after one COW", p, statsWant{0, 4, 8})
 
 	b, err := p.Mremap(a, 4*pg, 6*pg, unix.MREMAP_MAYMOVE, 0)
 	if err != nil {
@@ -246,7 +247,8 @@ func TestAdvMremapCOWCloneDontneed(t *testing.T) {
 	if _, err := p.CopyIn(ctx, a, make([]byte, 1), noOpt); !errors.Is(err, unix.EFAULT) {
 		t.Fatalf("old address still mapped: %v", err)
 	}
-	checkStats(t, "p after Mremap", p, statsWant{3, 1, 7})
+	// The read of the grown part backed its 2 pages.
+	checkStats(t, "p after Mremap", p, statsWant{0, 6, 10})
 
 	c2 := mustClone(t, p)
 	writeAt(t, c2, b+pg, "c2") // copies p's override page
@@ -626,11 +628,12 @@ func TestAdvMprotectCOW(t *testing.T) {
 	if n, err := c.CopyIn(ctx, a, buf, ignorePerms); n != len(buf) || err != nil || !bytes.Equal(buf, wantC) {
 		t.Fatalf("child contents wrong: %d, %v", n, err)
 	}
-	// The parent copied pages 0 and 2 and wrote page 1 in place (the child
-	// had copied it already); the child copied pages 1 and 3. Each base
-	// page is held by one space: 4 base pages and 4 copies.
-	checkStats(t, "parent", p, statsWant{0, 2, 8})
-	checkStats(t, "child", c, statsWant{0, 2, 8})
+	// The parent copied page 0 (alone in its VMA then) and pages 2-3, and
+	// wrote page 1 in place (the child had copied it already); the child's
+	// write copied its whole 4-page run of copy-on-write pages. Each space
+	// holds 4 pages of its own: 8 in the memory file.
+	checkStats(t, "parent", p, statsWant{0, 4, 8})
+	checkStats(t, "child", c, statsWant{0, 4, 8})
 	if ms := p.Mappings(); len(ms) != 1 {
 		t.Fatalf("parent has %d mappings after restoring protections: %+v", len(ms), ms)
 	}
@@ -681,7 +684,7 @@ func TestAdvBrkClone(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkStats(t, "parent after child closed", p, statsWant{0, 0, 4})
+	checkStats(t, "parent after child closed", p, statsWant{0, 4, 4})
 }
 
 // TestAdvHugeSize uses a 1 TiB address space with mappings at its top.
@@ -878,11 +881,14 @@ func btoi(b bool) int {
 // TestAdvStats follows SharedPages, PrivateCopies and MemoryFileBytes
 // through clones, copy-on-write and Close.
 func TestAdvStats(t *testing.T) {
+	// PrivateCopies counts pages of private mappings backed by a page that
+	// no other space shares; a write fault copies the run of shared pages
+	// around it (here the whole 4-page mapping).
 	t.Run("private anonymous", func(t *testing.T) {
 		p := newAS(t, 1<<30)
 		a := mustMmap(t, p, MmapOpts{Length: 4 * pg, Perms: hostarch.ReadWrite, Private: true})
 		writeAt(t, p, a, string(advFill(4*pg, 1)))
-		checkStats(t, "fresh", p, statsWant{0, 0, 4})
+		checkStats(t, "fresh", p, statsWant{0, 4, 4})
 		c, err := p.Clone()
 		if err != nil {
 			t.Fatal(err)
@@ -890,26 +896,28 @@ func TestAdvStats(t *testing.T) {
 		checkStats(t, "parent after clone", p, statsWant{4, 0, 4})
 		checkStats(t, "child after clone", c, statsWant{4, 0, 4})
 		writeAt(t, p, a, "p")
-		checkStats(t, "parent after write", p, statsWant{3, 1, 5})
-		checkStats(t, "child after parent's write", c, statsWant{3, 0, 5})
-		writeAt(t, c, a, "c") // the child's page 0 is its own: no copy
-		checkStats(t, "child after write", c, statsWant{3, 0, 5})
+		checkStats(t, "parent after write", p, statsWant{0, 4, 8})
+		checkStats(t, "child after parent's write", c, statsWant{0, 4, 8})
+		writeAt(t, c, a, "c") // the child's pages are its own: no copy
+		checkStats(t, "child after write", c, statsWant{0, 4, 8})
 		g, err := c.Clone()
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkStats(t, "grandchild", g, statsWant{4, 0, 5})
-		checkStats(t, "parent with grandchild", p, statsWant{3, 1, 5})
+		checkStats(t, "grandchild", g, statsWant{4, 0, 8})
+		checkStats(t, "parent with grandchild", p, statsWant{0, 4, 8})
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
-		// Pages 1..3 are shared by p and g; page 0 of c is g's alone.
-		checkStats(t, "parent after child closed", p, statsWant{3, 1, 5})
-		checkStats(t, "grandchild after child closed", g, statsWant{3, 0, 5})
+		checkStats(t, "parent after child closed", p, statsWant{0, 4, 8})
+		checkStats(t, "grandchild after child closed", g, statsWant{0, 4, 8})
+		if got := string(readAt(t, g, a, 2)); got != "c"+string(advFill(4*pg, 1)[1:2]) {
+			t.Fatalf("grandchild reads %q", got)
+		}
 		if err := g.Close(); err != nil {
 			t.Fatal(err)
 		}
-		checkStats(t, "parent alone", p, statsWant{0, 1, 4})
+		checkStats(t, "parent alone", p, statsWant{0, 4, 4})
 	})
 	t.Run("parent closed first", func(t *testing.T) {
 		p, err := New(Options{Size: 1 << 30})
@@ -919,14 +927,16 @@ func TestAdvStats(t *testing.T) {
 		a := mustMmap(t, p, MmapOpts{Length: 4 * pg, Perms: hostarch.ReadWrite, Private: true})
 		mustMmap(t, p, MmapOpts{Length: 2 * pg, Perms: hostarch.ReadWrite})
 		c := mustClone(t, p)
+		// The private mapping was never touched: the parent's write backs
+		// it (4 fresh pages), the child has none of them.
 		writeAt(t, p, a+pg, "p")
-		checkStats(t, "child", c, statsWant{5, 0, 7})
+		checkStats(t, "child", c, statsWant{2, 0, 6})
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}
-		checkStats(t, "child alone", c, statsWant{0, 0, 6})
+		checkStats(t, "child alone", c, statsWant{0, 0, 2})
 		writeAt(t, c, a, string(advFill(4*pg, 'c')))
-		checkStats(t, "child alone after writes", c, statsWant{0, 0, 6})
+		checkStats(t, "child alone after writes", c, statsWant{0, 4, 6})
 	})
 	t.Run("shared and private file", func(t *testing.T) {
 		f := tempFile(t, pattern(2*pg, 0), os.O_RDWR)
@@ -936,7 +946,7 @@ func TestAdvStats(t *testing.T) {
 		writeAt(t, p, b, "x")
 		checkStats(t, "parent", p, statsWant{0, 1, 3})
 		c := mustClone(t, p)
-		checkStats(t, "parent after clone", p, statsWant{3, 1, 3})
+		checkStats(t, "parent after clone", p, statsWant{3, 0, 3})
 		writeAt(t, c, b, "y")
 		writeAt(t, c, b+pg, "y")
 		checkStats(t, "child after writes", c, statsWant{2, 2, 5})
@@ -1171,19 +1181,18 @@ func TestAdvMremapFixedWithinCloned(t *testing.T) {
 	if got := readAt(t, p, A, 8*pg); !bytes.Equal(got, orig) {
 		t.Fatal("parent changed")
 	}
-	// Pages 2..6 are the parent's alone now (written in place, no copy);
-	// page 0 is still shared with the moved range in the child and page 7
-	// with the child's page 7, which the parent copies. The memory file
-	// holds the 8 original pages, the child's copy of page 1, its grown
-	// page, its new page 3, and the parent's copy of page 7.
+	// The child's first write copied its whole 8-page run, so the parent's
+	// pages are its alone: written in place, no copy. The child holds its
+	// copies of pages 0, 1 (moved to 4, 5) and 7, and the page its read
+	// backed at 6 (the grown page): 12 pages in the memory file.
 	writeAt(t, p, A+2*pg, "p2")
 	writeAt(t, p, A+3*pg, "p3")
 	writeAt(t, p, A+7*pg, "p7")
-	checkStats(t, "parent", p, statsWant{1, 1, 12})
-	checkStats(t, "child", c, statsWant{1, 1, 12})
+	checkStats(t, "parent", p, statsWant{0, 8, 12})
+	checkStats(t, "child", c, statsWant{0, 4, 12})
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The parent alone: its 8 pages (7 originals and its copy of page 7).
-	checkStats(t, "parent alone", p, statsWant{0, 1, 8})
+	// The parent alone: its 8 pages.
+	checkStats(t, "parent alone", p, statsWant{0, 8, 8})
 }

@@ -2,9 +2,9 @@ package addrspace
 
 import (
 	"fmt"
-	"unsafe"
 
 	"github.com/mmsim/mmsim/hostarch"
+	"github.com/mmsim/mmsim/pma"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,7 +69,10 @@ func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) e
 	switch advice {
 	case unix.MADV_WILLNEED:
 		return as.forMapped("madvise", ar, false, func(v *vma, r hostarch.AddrRange) error {
-			hostMadvise(as.app.Base()+uintptr(r.Start), uint64(r.Length()), unix.MADV_WILLNEED)
+			if v.file != nil {
+				// Read ahead in the file, as Linux does for file mappings.
+				unix.Fadvise(v.file.fd(), int64(v.offAt(r.Start)), int64(r.Length()), unix.FADV_WILLNEED)
+			}
 			return nil
 		})
 	case unix.MADV_DONTNEED:
@@ -83,47 +86,14 @@ func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) e
 	return as.forMapped("madvise", ar, false, func(*vma, hostarch.AddrRange) error { return nil })
 }
 
-// dontNeed discards the private contents of v's pages in r.
+// dontNeed discards the private contents of v's pages in r: the page
+// table drops them, so that anonymous pages read back as zero and file
+// pages as the file's contents.
 //
 // Preconditions: as.mu is held; v.private; r inside v.
 func (as *AddressSpace) dontNeed(v *vma, r hostarch.AddrRange) error {
-	// A private file page drops its private copy and shows the file again.
-	if v.file != nil {
-		for _, a := range as.overridesIn(r.Start, r.End) {
-			as.mem.DecRef(as.override[a], hostarch.PageSize)
-			delete(as.override, a)
-			if err := as.mapBase(v, a, a+hostarch.PageSize); err != nil {
-				return fmt.Errorf("addrspace: madvise: %w", err)
-			}
-		}
-		return nil
-	}
-	// Anonymous: a page this space holds alone is punched (it reads as zero
-	// and stays mapped); a page shared with a clone is replaced by a fresh
-	// zero page of this space's own.
-	app, max := viewProts(v, true)
-	for page := r.Start; page < r.End; page += hostarch.PageSize {
-		cur, ok := as.override[page]
-		if !ok {
-			cur = v.memAt(page)
-		}
-		if as.mem.Refs(cur) == 1 {
-			if err := as.mem.Decommit(cur, hostarch.PageSize); err != nil {
-				return fmt.Errorf("addrspace: madvise: %w", err)
-			}
-			continue
-		}
-		off, err := as.mem.Allocate(hostarch.PageSize, 0)
-		if err != nil {
-			return fmt.Errorf("addrspace: madvise: %w", err)
-		}
-		if err := as.mapPage(v, page, off, app, max); err != nil {
-			as.mem.DecRef(off, hostarch.PageSize)
-			as.remapHost(hostarch.AddrRange{Start: page, End: page + hostarch.PageSize})
-			return fmt.Errorf("addrspace: madvise: %w", err)
-		}
-		as.override[page] = off
-		as.mem.DecRef(cur, hostarch.PageSize)
+	if err := as.pt.Unmap(uint64(r.Start), uint64(r.End)); err != nil {
+		return fmt.Errorf("addrspace: madvise: %w", err)
 	}
 	return nil
 }
@@ -159,8 +129,12 @@ func (as *AddressSpace) Msync(addr hostarch.Addr, length uint64, flags int) erro
 		if v.file == nil || v.private {
 			return nil
 		}
-		if _, _, e := unix.Syscall(unix.SYS_MSYNC, as.app.Base()+uintptr(r.Start), uintptr(r.Length()), uintptr(flags)); e != 0 {
-			return fmt.Errorf("addrspace: msync of %v: %w", r, e)
+		if flags&unix.MS_SYNC == 0 {
+			return nil // MS_ASYNC: the page cache already has the data (Linux's no-op)
+		}
+		const wait = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+		if err := unix.SyncFileRange(v.file.fd(), int64(v.offAt(r.Start)), int64(r.Length()), wait); err != nil {
+			return fmt.Errorf("addrspace: msync of %v: %w", r, err)
 		}
 		return nil
 	})
@@ -190,19 +164,23 @@ func (as *AddressSpace) Mincore(addr hostarch.Addr, length uint64) ([]bool, erro
 	if err := as.forMapped("mincore", ar, false, func(*vma, hostarch.AddrRange) error { return nil }); err != nil {
 		return nil, err
 	}
-	vec := make([]byte, ar.Length()/hostarch.PageSize)
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, as.app.Base()+uintptr(ar.Start), uintptr(ar.Length()), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		return nil, fmt.Errorf("addrspace: mincore: %w", e)
-	}
-	res := make([]bool, len(vec))
-	for i, b := range vec {
-		res[i] = b&1 != 0
+	res := make([]bool, ar.Length()/hostarch.PageSize)
+	as.visit(ar, func(v *vma) bool {
+		r := v.ar().Intersect(ar)
+		if !v.private || v.file != nil {
+			// File and shared pages are resident as their backing is: map
+			// them so the host can say.
+			if err = as.pt.Fill(as.mapping(v), uint64(r.Start), uint64(r.End)); err != nil {
+				return false
+			}
+		}
+		as.pt.Resident(uint64(r.Start), uint64(r.End), res[(r.Start-ar.Start)/hostarch.PageSize:(r.End-ar.Start)/hostarch.PageSize])
+		return true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("addrspace: mincore: %w", err)
 	}
 	return res, nil
-}
-
-func hostMadvise(addr uintptr, length uint64, advice int) {
-	unix.Syscall(unix.SYS_MADVISE, addr, uintptr(length), uintptr(advice))
 }
 
 // Stats describes an address space's use of memory.
@@ -227,10 +205,17 @@ type Stats struct {
 	// anonymous memory and private pages not yet copied on write.
 	SharedPages uint64
 
-	// PrivateCopies is the number of private pages that have their own
-	// memory-file page: private file pages written, and pages copied on
-	// write after a clone.
+	// PrivateCopies is the number of pages of private mappings that have a
+	// memory-file page of their own that no other address space shares:
+	// anonymous pages once touched, private file pages once written, and
+	// pages copied on write after a clone.
 	PrivateCopies int
+
+	// HostMappings is the number of host mappings (kernel VMAs) the
+	// address space's views consist of now, and HostReservedBytes the host
+	// address space they reserve. See also HostStats.
+	HostMappings      int
+	HostReservedBytes uint64
 }
 
 // Stats returns the address space's memory statistics, or ErrClosed after
@@ -242,29 +227,47 @@ func (as *AddressSpace) Stats() (Stats, error) {
 		return Stats{}, errClosedMgmt
 	}
 	var st Stats
-	var vec []byte
+	var vec []bool
 	st.Mappings = len(as.mappingsLocked())
 	as.vmas.Ascend(func(v *vma) bool {
 		st.MappedBytes += v.length()
 		n := v.length() / hostarch.PageSize
 		if uint64(cap(vec)) < n {
-			vec = make([]byte, n)
+			vec = make([]bool, n)
 		}
 		vec = vec[:n]
-		if _, _, e := unix.Syscall(unix.SYS_MINCORE, as.app.Base()+uintptr(v.start), uintptr(v.length()), uintptr(unsafe.Pointer(&vec[0]))); e == 0 {
-			for _, b := range vec {
-				if b&1 != 0 {
-					st.ResidentBytes += hostarch.PageSize
-				}
+		clear(vec)
+		as.pt.Resident(uint64(v.start), uint64(v.end), vec)
+		for _, b := range vec {
+			if b {
+				st.ResidentBytes += hostarch.PageSize
 			}
 		}
-		as.forEachPage(v, v.start, v.end, func(off, length uint64) {
-			st.SharedPages += as.mem.SharedBytes(off, length) / hostarch.PageSize
-		})
+		count := func(off, length uint64) {
+			shared := as.mem.SharedBytes(off, length)
+			st.SharedPages += shared / hostarch.PageSize
+			if v.private {
+				st.PrivateCopies += int((length - shared) / hostarch.PageSize)
+			}
+		}
+		as.forEachPage(v, v.start, v.end, count)
+		as.pt.Owned(uint64(v.start), uint64(v.end), count)
 		return true
 	})
-	st.PrivateCopies = len(as.override)
 	st.MemoryFileBytes = as.mem.InUse()
 	st.MemoryFileResidentBytes, _ = as.mem.Resident()
+	st.HostMappings = as.pt.HostMappings()
+	st.HostReservedBytes = as.pt.Reserved()
 	return st, nil
+}
+
+// HostStats returns the process-wide account of the host resources that
+// address spaces use: the host mappings their views consist of and have
+// committed (against vm.max_map_count less a headroom left to the rest of
+// the process; a call that would exceed it fails with ENOMEM), and the
+// host address space they reserve. See pma.HostStats for the fields. (The
+// result's type lives in package pma: a Go package cannot name both a
+// function and a type HostStats.)
+func HostStats() pma.HostStats {
+	return pma.ReadHostStats()
 }

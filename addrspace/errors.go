@@ -23,9 +23,16 @@ const (
 	// FaultBus: the mapping's file does not extend to the address (the file
 	// was truncated under the mapping); the host raised SIGBUS.
 	FaultBus
+
+	// FaultHostMemory: the host refused the memory or the host mapping
+	// needed to back the page (the memory file could not grow, under
+	// RLIMIT_FSIZE say, or the max view could not be reserved) — where
+	// Linux would have run out of memory.
+	FaultHostMemory
 )
 
-// String returns "unmapped", "protection" or "bus error".
+// String returns "unmapped", "protection", "bus error" or "host memory
+// exhausted".
 func (r FaultReason) String() string {
 	switch r {
 	case FaultUnmapped:
@@ -34,6 +41,8 @@ func (r FaultReason) String() string {
 		return "protection"
 	case FaultBus:
 		return "bus error"
+	case FaultHostMemory:
+		return "host memory exhausted"
 	default:
 		return fmt.Sprintf("FaultReason(%d)", int(r))
 	}

@@ -3,7 +3,6 @@ package addrspace
 import (
 	"fmt"
 
-	"github.com/mmsim/mmsim/hostarch"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,61 +35,34 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 	if as.closed.Load() {
 		return nil, errClosedMgmt
 	}
-	child, err := newWithMemory(as.size, as.mem.Share())
+	child, err := newWithMemory(as.size, as.mem.Share(), hostFloor(as.vmas.Len()))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("addrspace: clone: %w", err)
 	}
+	child.maxMapCount = as.maxMapCount
 	child.brkStart, child.brk = as.brkStart, as.brk
 
 	var vmas []*vma
 	as.vmas.Ascend(func(v *vma) bool { vmas = append(vmas, v); return true })
-	fail := func(err error) (*AddressSpace, error) {
-		child.Close()
-		return nil, fmt.Errorf("addrspace: clone: %w", err)
-	}
 	for _, v := range vmas {
-		if v.private && !v.wp {
-			// Write-protect the parent's private pages before the child
-			// shares them: a write racing with Clone lands either before
-			// (and is inherited) or faults and waits for as.mu.
-			wasCOW := v.cow()
-			v.wp = true
-			if !wasCOW {
-				as.cowVMAs.Add(1)
-			}
-		}
-		if v.private {
-			app, max := viewProts(v, false)
-			if err := as.app.Protect(uint64(v.start), v.length(), app); err != nil {
-				return fail(err)
-			}
-			if v.maxMapped {
-				if err := as.max.Protect(uint64(v.start), v.length(), max); err != nil {
-					return fail(err)
-				}
-			}
-		}
 		cv := *v
-		cv.maxMapped = false // mapped in the child's max view on first use
 		if v.file != nil {
 			r, err := child.adoptFile(v.file)
 			if err != nil {
-				return fail(err)
+				child.Close()
+				return nil, fmt.Errorf("addrspace: clone: %w", err)
 			}
 			cv.file = r
 		}
-		for _, a := range as.overridesIn(v.start, v.end) {
-			child.override[a] = as.override[a]
+		if v.private {
+			// The parent's pages become copy-on-write in both (a write
+			// racing with Clone lands before, and is inherited, or faults
+			// and waits for as.mu).
+			as.pt.Share(child.pt, uint64(v.start), uint64(v.end))
 		}
 		as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.IncRef(off, length) })
 		child.insert(&cv)
-		if err := child.mapHost(&cv, cv.start, cv.end); err != nil {
-			return fail(err)
-		}
 	}
-	// Neighbours made copy-on-write together may merge now.
-	as.mergeAround(hostarch.AddrRange{Start: 0, End: hostarch.Addr(as.size)})
-	child.mergeAround(hostarch.AddrRange{Start: 0, End: hostarch.Addr(as.size)})
 	return child, nil
 }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"github.com/mmsim/mmsim/hostarch"
 	"github.com/mmsim/mmsim/internal/safecopy"
+	"github.com/mmsim/mmsim/pma"
 	"github.com/mmsim/mmsim/safemem"
 	"github.com/mmsim/mmsim/usermem"
 	"golang.org/x/sys/unix"
@@ -21,12 +23,44 @@ var _ usermem.IO = (*AddressSpace)(nil)
 // bug; the copy then fails with EFAULT rather than spin.
 const maxNoProgress = 8
 
-// view returns the base of the view that opts select.
+// view returns the base of the view that opts select, or nil if the max
+// view is needed and cannot be reserved.
 func (as *AddressSpace) view(opts usermem.IOOpts) unsafe.Pointer {
 	if opts.IgnorePermissions {
-		return as.maxBase
+		if p := as.maxBase.Load(); p != nil {
+			return unsafe.Pointer(p)
+		}
+		return as.maxView()
 	}
 	return as.appBase
+}
+
+// maxView reserves the max view, which only IgnorePermissions accesses use,
+// on first use. It returns nil if the host refuses (or the space is closed).
+//
+//go:noinline
+func (as *AddressSpace) maxView() unsafe.Pointer {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.closed.Load() {
+		return nil
+	}
+	base, err := as.pt.EnsureMax()
+	if err != nil {
+		return nil
+	}
+	p := hostPointer(base)
+	as.maxBase.Store((*byte)(p))
+	return p
+}
+
+// errNoView is the error of an IgnorePermissions access when the max view
+// could not be reserved.
+func (as *AddressSpace) errNoView(addr hostarch.Addr, at hostarch.AccessType) error {
+	if as.closed.Load() {
+		return errClosedIO
+	}
+	return &FaultError{Addr: addr, Access: at, Reason: FaultHostMemory}
 }
 
 // ioRange reports whether [addr, addr+n) lies inside the address space
@@ -49,7 +83,7 @@ func (as *AddressSpace) ioRangeErr(addr hostarch.Addr, at hostarch.AccessType) e
 
 // resolve handles a fault at host address hostFault, raised by an access at
 // through the view at base. It returns nil if the access should be retried
-// (copy-on-write was broken, or the page became accessible meanwhile), and
+// (the page table backed and mapped the page, or broke copy-on-write), and
 // otherwise the error to return.
 //
 // A fault outside the view is not the address space's: it panics, as the
@@ -68,6 +102,9 @@ func (as *AddressSpace) resolve(base unsafe.Pointer, hostFault uintptr, sig unix
 	return as.resolveLocked(addr, sig, at, ignorePerms)
 }
 
+// resolveLocked handles a fault at simulated address addr: an error if no
+// mapping allows the access, otherwise the page table backs the page.
+//
 // Preconditions: as.mu is held.
 func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool) error {
 	v := as.find(addr)
@@ -84,77 +121,14 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 	if sig == unix.SIGBUS {
 		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
 	}
-	if ignorePerms && !v.maxMapped {
-		return as.ensureMax(v)
-	}
-	if at.Write && v.cow() {
-		return as.resolveWrite(v, addr.RoundDown(), addr, at)
-	}
-	return nil
-}
-
-// resolveWrite lets a write proceed to v's page at page, which the host
-// write-protects because it may be shared: a page of a private file mapping
-// not yet written gets a private copy of the file's page; a memory-file page
-// that another address space also references (after Clone) is copied; a
-// page that is this address space's alone is made writable in place.
-//
-// Preconditions: as.mu is held; v.cow(); v allows the write.
-func (as *AddressSpace) resolveWrite(v *vma, page, addr hostarch.Addr, at hostarch.AccessType) error {
-	cur, ok := as.override[page]
-	if !ok && v.file == nil {
-		cur, ok = v.memAt(page), true
-	}
-	if ok && as.mem.Refs(cur) == 1 {
-		app, max := viewProts(v, true)
-		if err := as.app.Protect(uint64(page), hostarch.PageSize, app); err != nil {
-			return fmt.Errorf("addrspace: write fault at %#x: %w", addr, err)
-		}
-		if v.maxMapped {
-			if err := as.max.Protect(uint64(page), hostarch.PageSize, max); err != nil {
-				return fmt.Errorf("addrspace: write fault at %#x: %w", addr, err)
-			}
-		}
+	switch err := as.pt.Fault(as.mapping(v), uint64(addr), at.Write, ignorePerms); {
+	case err == nil:
 		return nil
-	}
-	return as.copyPage(v, page, addr, at, cur, ok)
-}
-
-// copyPage gives v's page at page a private copy of its current contents
-// (as the max view shows them: a file page's page-cache bytes included, as
-// Linux copies them), maps the copy writable in both views, and drops the
-// reference to the old memory-file page cur if hadMem.
-//
-// Preconditions: as.mu is held.
-func (as *AddressSpace) copyPage(v *vma, page, addr hostarch.Addr, at hostarch.AccessType, cur uint64, hadMem bool) error {
-	// The max view always maps the page readable (pma.HostProt). A file page
-	// wholly beyond the end of its file raises SIGBUS, as on Linux.
-	if err := as.ensureMax(v); err != nil {
-		return err
-	}
-	buf := as.pageBuf
-	if _, _, sig := safecopy.Copy(unsafe.Pointer(unsafe.SliceData(buf)), unsafe.Add(as.maxBase, page), hostarch.PageSize); sig != 0 {
+	case errors.Is(err, pma.ErrBeyondEOF):
 		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
+	default:
+		return &FaultError{Addr: addr, Access: at, Reason: FaultHostMemory}
 	}
-	off, err := as.mem.Allocate(hostarch.PageSize, 0)
-	if err != nil {
-		return fmt.Errorf("addrspace: copy-on-write at %#x: %w", addr, err)
-	}
-	if _, err := unix.Pwrite(as.mem.FD(), buf, int64(off)); err != nil {
-		as.mem.DecRef(off, hostarch.PageSize)
-		return fmt.Errorf("addrspace: copy-on-write at %#x: %v: %w", addr, err, unix.ENOMEM)
-	}
-	app, max := viewProts(v, true)
-	if err := as.mapPage(v, page, off, app, max); err != nil {
-		as.mem.DecRef(off, hostarch.PageSize)
-		as.remapHost(hostarch.AddrRange{Start: page, End: page + hostarch.PageSize})
-		return fmt.Errorf("addrspace: copy-on-write at %#x: %w", addr, err)
-	}
-	as.override[page] = off
-	if hadMem {
-		as.mem.DecRef(cur, hostarch.PageSize)
-	}
-	return nil
 }
 
 // finish completes a transfer of n bytes touching the view at base whose
@@ -195,6 +169,9 @@ func (as *AddressSpace) CopyOut(ctx context.Context, addr hostarch.Addr, src []b
 		return 0, as.ioRangeErr(addr, hostarch.Write)
 	}
 	base := as.view(opts)
+	if base == nil {
+		return 0, as.errNoView(addr, hostarch.Write)
+	}
 	dst := unsafe.Add(base, addr)
 	fault, done, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(src))), uintptr(len(src)))
 	if sig == 0 {
@@ -224,6 +201,9 @@ func (as *AddressSpace) CopyIn(ctx context.Context, addr hostarch.Addr, dst []by
 		return 0, as.ioRangeErr(addr, hostarch.Read)
 	}
 	base := as.view(opts)
+	if base == nil {
+		return 0, as.errNoView(addr, hostarch.Read)
+	}
 	src := unsafe.Add(base, addr)
 	fault, done, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(src), uintptr(len(dst)))
 	if sig == 0 {
@@ -264,6 +244,9 @@ func (as *AddressSpace) ZeroOut(ctx context.Context, addr hostarch.Addr, toZero 
 		return 0, as.ioRangeErr(addr, hostarch.Write)
 	}
 	base := as.view(opts)
+	if base == nil {
+		return 0, as.errNoView(addr, hostarch.Write)
+	}
 	dst := unsafe.Add(base, addr)
 	n := uintptr(toZero)
 	done, fault, sig := safecopy.Zero(dst, n)
@@ -298,6 +281,9 @@ func (as *AddressSpace) SwapUint32(ctx context.Context, addr hostarch.Addr, new 
 		return 0, err
 	}
 	base := as.view(opts)
+	if base == nil {
+		return 0, as.errNoView(addr, hostarch.ReadWrite)
+	}
 	p := unsafe.Add(base, addr)
 	old, fault, sig := safecopy.SwapUint32(p, new)
 	if sig == 0 {
@@ -317,6 +303,9 @@ func (as *AddressSpace) CompareAndSwapUint32(ctx context.Context, addr hostarch.
 		return 0, err
 	}
 	base := as.view(opts)
+	if base == nil {
+		return 0, as.errNoView(addr, hostarch.ReadWrite)
+	}
 	p := unsafe.Add(base, addr)
 	prev, fault, sig := safecopy.CompareAndSwapUint32(p, old, new)
 	if sig == 0 {
@@ -336,6 +325,9 @@ func (as *AddressSpace) LoadUint32(ctx context.Context, addr hostarch.Addr, opts
 		return 0, err
 	}
 	base := as.view(opts)
+	if base == nil {
+		return 0, as.errNoView(addr, hostarch.Read)
+	}
 	p := unsafe.Add(base, addr)
 	val, fault, sig := safecopy.LoadUint32(p)
 	if sig == 0 {
@@ -370,9 +362,9 @@ func (as *AddressSpace) checkRanges(ars hostarch.AddrRangeSeq, at hostarch.Acces
 	return nil
 }
 
-// blocks returns the view blocks of ars, for zero-copy transfers.
-func (as *AddressSpace) blocks(ars hostarch.AddrRangeSeq, opts usermem.IOOpts) safemem.BlockSeq {
-	base := as.view(opts)
+// blocks returns the blocks of the view at base that back ars, for
+// zero-copy transfers.
+func (as *AddressSpace) blocks(ars hostarch.AddrRangeSeq, base unsafe.Pointer) safemem.BlockSeq {
 	if ars.NumRanges() == 1 {
 		ar := ars.Head()
 		return safemem.BlockSeqOf(safemem.BlockFromUnsafePointer(unsafe.Add(base, ar.Start), int(ar.Length())))
@@ -420,157 +412,117 @@ func (as *AddressSpace) blockFault(err error, base unsafe.Pointer, at hostarch.A
 	return &FaultError{Addr: addr, Access: at, Reason: FaultProtection}
 }
 
-// ensureMaxFor maps the max view of the mappings that ars touches, before
-// a transfer through it that could not resume after a fault.
-func (as *AddressSpace) ensureMaxFor(ars hostarch.AddrRangeSeq) error {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	if as.closed.Load() {
-		return errClosedIO
-	}
-	for ; !ars.IsEmpty(); ars = ars.Tail() {
-		var err error
-		as.visit(ars.Head(), func(v *vma) bool {
-			err = as.ensureMax(v)
-			return err == nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// prefaultWrite makes every page of ars that a write may need to copy on
-// write writable, and returns the number of leading bytes of ars that are
-// writable, with the error for the first byte that is not (nil if all are).
-func (as *AddressSpace) prefaultWrite(ars hostarch.AddrRangeSeq, opts usermem.IOOpts) (int64, error) {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	if as.closed.Load() {
-		return 0, errClosedIO
-	}
+// populate makes the pages of ars accessible through the view that opts
+// select for an access at (faulting them in as an access would), and
+// returns the number of leading bytes of ars that are, with the error for
+// the first byte that is not (nil if all are). It takes the mapping lock
+// for one fault-around window at a time, so that a large range never holds
+// it for long.
+func (as *AddressSpace) populate(ars hostarch.AddrRangeSeq, at hostarch.AccessType, opts usermem.IOOpts) (int64, error) {
 	var done int64
 	for ; !ars.IsEmpty(); ars = ars.Tail() {
 		ar := ars.Head()
 		for cur := ar.Start; cur < ar.End; {
-			v := as.find(cur)
-			if v == nil {
-				return done, &FaultError{Addr: cur, Access: hostarch.Write, Reason: FaultUnmapped}
+			next, err := as.populateStep(cur, ar.End, at, opts)
+			done += int64(next - cur)
+			if err != nil {
+				return done, err
 			}
-			perms := v.perms
-			if opts.IgnorePermissions {
-				perms = v.maxPerms
-			}
-			if !perms.Write {
-				return done, &FaultError{Addr: cur, Access: hostarch.Write, Reason: FaultProtection}
-			}
-			end := min(v.end, ar.End)
-			// Every page up to the first that cannot be written is made
-			// writable; a page of a file beyond its end (SIGBUS) ends the
-			// prefix as an unmapped one would, so that no page after it is
-			// copied on write, as in gVisor.
-			base := as.view(opts)
-			for page := cur.RoundDown(); page < end; page += hostarch.PageSize {
-				if writable(unsafe.Add(base, page)) {
-					continue
-				}
-				at := max(page, cur)
-				err := &FaultError{Addr: at, Access: hostarch.Write, Reason: FaultBus}
-				if v.cow() {
-					if err := as.resolveWrite(v, page, at, hostarch.Write); err != nil {
-						return done + int64(at-cur), err
-					}
-					if writable(unsafe.Add(base, page)) {
-						continue
-					}
-				}
-				return done + int64(at-cur), err
-			}
-			done += int64(end - cur)
-			cur = end
+			cur = next
 		}
 	}
 	return done, nil
 }
 
-// writable reports whether the host page at p accepts writes, by a
-// compare-and-swap of a word with itself: it changes nothing, but x86
-// performs the write cycle (and faults on a read-only page) whether or not
-// the comparison succeeds.
-func writable(p unsafe.Pointer) bool {
-	v, _, sig := safecopy.LoadUint32(p)
-	if sig != 0 {
-		return false
+// populateStep makes the pages from cur on accessible up to the first
+// that is not, resolving at most one fault, and returns how far they are.
+func (as *AddressSpace) populateStep(cur, end hostarch.Addr, at hostarch.AccessType, opts usermem.IOOpts) (hostarch.Addr, error) {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.closed.Load() {
+		return cur, errClosedIO
 	}
-	_, _, sig = safecopy.CompareAndSwapUint32(p, v, v)
-	return sig == 0
+	ok := hostarch.Addr(as.pt.AccessibleUpTo(uint64(cur), uint64(end), at.Write, opts.IgnorePermissions))
+	if ok >= end {
+		return end, nil
+	}
+	if err := as.resolveLocked(ok, unix.SIGSEGV, at, opts.IgnorePermissions); err != nil {
+		return ok, err
+	}
+	if next := hostarch.Addr(as.pt.AccessibleUpTo(uint64(ok), uint64(end), at.Write, opts.IgnorePermissions)); next > ok {
+		return next, nil
+	}
+	// The page table backed the page but the view does not show it: the
+	// host refused. Report the page as the access would have met it.
+	return ok, &FaultError{Addr: ok, Access: at, Reason: FaultHostMemory}
 }
 
 // CopyOutFrom implements usermem.IO.CopyOutFrom: it hands src the blocks of
 // the view that back ars (zero-copy) in a single call to src.ReadToBlocks.
-// While src runs, calls that could write-protect its blocks again (Clone,
-// Mprotect, Madvise) wait; so src.ReadToBlocks must not make those calls
-// on this address space, nor CopyOutFrom (gVisor's precondition that the
-// reader not take the MemoryManager's activeMu).
-// Pages that copy on write are made writable first; if part of ars cannot
+// The pages are faulted in first (copy-on-write broken, fresh pages
+// backed), taking the mapping lock for one fault-around window at a time;
+// while src runs, calls that could take access away from its blocks
+// (Clone, Mprotect, Madvise) wait, so src.ReadToBlocks must not make those
+// calls on this address space, nor CopyOutFrom (gVisor's precondition that
+// the reader not take the MemoryManager's activeMu). If part of ars cannot
 // be written, src is given only the writable prefix, and if it fills that,
 // CopyOutFrom returns the prefix length and a *FaultError. A range of ars
 // that overflows or ends beyond Size fails the whole call (0, EFAULT).
+//
+// Close may run while src is blocked: src's further writes to the blocks
+// fail (the views become inaccessible, never reused while src could reach
+// them) and CopyOutFrom returns an error wrapping ErrClosed.
 func (as *AddressSpace) CopyOutFrom(ctx context.Context, ars hostarch.AddrRangeSeq, src safemem.Reader, opts usermem.IOOpts) (int64, error) {
-	if err := as.checkRanges(ars, hostarch.Write); err != nil {
-		return 0, err
-	}
-	if ars.NumBytes() == 0 {
-		return 0, nil
-	}
-	as.activeMu.RLock()
-	defer as.activeMu.RUnlock()
-	if opts.IgnorePermissions {
-		if err := as.ensureMaxFor(ars); err != nil {
-			return 0, err
-		}
-	}
-	var prefixErr error
-	if as.cowVMAs.Load() != 0 {
-		var ok int64
-		ok, prefixErr = as.prefaultWrite(ars, opts)
-		if prefixErr != nil {
-			ars = ars.TakeFirst64(ok)
-		}
-	}
-	base := as.view(opts)
-	n, err := src.ReadToBlocks(as.blocks(ars, opts))
-	if err != nil {
-		return int64(n), as.blockFault(err, base, hostarch.Write, opts)
-	}
-	if prefixErr != nil && int64(n) == ars.NumBytes() {
-		return int64(n), prefixErr
-	}
-	return int64(n), nil
+	return as.transfer(ars, hostarch.Write, opts, src.ReadToBlocks)
 }
 
 // CopyInTo implements usermem.IO.CopyInTo: it hands dst the blocks of the
-// view that back ars (zero-copy) in a single call to dst.WriteFromBlocks.
-// A fault while dst reads them ends the transfer with the exact count and a
-// *FaultError. A range of ars that overflows or ends beyond Size fails the
-// whole call (0, EFAULT).
+// view that back ars (zero-copy) in a single call to dst.WriteFromBlocks,
+// with the same rules as CopyOutFrom (the pages are faulted in first; a
+// range that cannot be read ends the blocks, and a *FaultError is returned
+// if dst consumes them all). A range of ars that overflows or ends beyond
+// Size fails the whole call (0, EFAULT).
 func (as *AddressSpace) CopyInTo(ctx context.Context, ars hostarch.AddrRangeSeq, dst safemem.Writer, opts usermem.IOOpts) (int64, error) {
-	if err := as.checkRanges(ars, hostarch.Read); err != nil {
+	return as.transfer(ars, hostarch.Read, opts, dst.WriteFromBlocks)
+}
+
+// transfer runs a zero-copy transfer over ars for CopyOutFrom and CopyInTo.
+func (as *AddressSpace) transfer(ars hostarch.AddrRangeSeq, at hostarch.AccessType, opts usermem.IOOpts, f func(safemem.BlockSeq) (uint64, error)) (int64, error) {
+	if err := as.checkRanges(ars, at); err != nil {
 		return 0, err
 	}
 	if ars.NumBytes() == 0 {
 		return 0, nil
 	}
-	if opts.IgnorePermissions {
-		if err := as.ensureMaxFor(ars); err != nil {
-			return 0, err
+	base := as.view(opts)
+	if base == nil {
+		return 0, as.errNoView(ars.Head().Start, at)
+	}
+	as.activeMu.RLock()
+	defer as.activeMu.RUnlock()
+	// Pinned, the views keep what populate maps until f returns.
+	as.pt.Pin()
+	defer as.pt.Unpin()
+	ok, prefixErr := as.populate(ars, at, opts)
+	if prefixErr != nil {
+		if errors.Is(prefixErr, ErrClosed) {
+			return 0, prefixErr
+		}
+		ars = ars.TakeFirst64(ok)
+		if ars.NumBytes() == 0 {
+			return 0, prefixErr
 		}
 	}
-	base := as.view(opts)
-	n, err := dst.WriteFromBlocks(as.blocks(ars, opts))
+	n, err := f(as.blocks(ars, base))
+	runtime.KeepAlive(as) // the views stay reserved while f may touch them
 	if err != nil {
-		return int64(n), as.blockFault(err, base, hostarch.Read, opts)
+		return int64(n), as.blockFault(err, base, at, opts)
+	}
+	if as.closed.Load() && int64(n) < ars.NumBytes() {
+		return int64(n), errClosedIO
+	}
+	if prefixErr != nil && int64(n) == ars.NumBytes() {
+		return int64(n), prefixErr
 	}
 	return int64(n), nil
 }

@@ -177,13 +177,19 @@ func (m *refModel) munmap(addr hostarch.Addr, length uint64) unix.Errno {
 }
 
 func (m *refModel) mprotect(addr hostarch.Addr, length uint64, perms hostarch.AccessType) unix.Errno {
-	start, n, e := m.mgmtRange(addr, length, unix.ENOMEM)
-	if e != 0 {
-		return e
+	if !addr.IsPageAligned() {
+		return unix.EINVAL
 	}
+	rounded, ok := hostarch.PageRoundUp(length)
+	if !ok || uint64(addr)+rounded < uint64(addr) {
+		return unix.ENOMEM
+	}
+	// The end of the address space is a hole, as Linux's TASK_SIZE is:
+	// pages up to it change, then ENOMEM.
+	start, n := uint64(addr)/pg, rounded/pg
 	for i := start; i < start+n; i++ {
 		p := m.pages[i]
-		if p == nil {
+		if p == nil || i >= m.size/pg {
 			return unix.ENOMEM
 		}
 		if !p.maxPerms.SupersetOf(perms) {
@@ -914,15 +920,16 @@ func (r *modelRun) compareAll() {
 			r.fail("space %d page %#x (%+v): CopyIn = %d, %v (first difference at %#x: %#x, want %#x)", idx, addr, *p, n, err, first, buf[max(first, 0)], want[max(first, 0)])
 		}
 	}
-	// A private file page has its own memory-file page iff the model copied
-	// it.
+	// A private file page the model copied has its own memory-file page
+	// (fault-around may have copied its neighbours too).
 	r.as.mu.Lock()
 	for n, p := range r.m.pages {
-		if p.private && p.file != nil {
-			_, has := r.as.override[hostarch.Addr(n*pg)]
-			if has != (p.data != nil) {
+		if p.private && p.file != nil && p.data != nil {
+			has := false
+			r.as.pt.Owned(n*pg, n*pg+pg, func(uint64, uint64) { has = true })
+			if !has {
 				r.as.mu.Unlock()
-				r.fail("page %#x: override %v, model copied %v", n*pg, has, p.data != nil)
+				r.fail("page %#x: the model copied it, the page table has no page of its own", n*pg)
 			}
 		}
 	}

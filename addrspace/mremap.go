@@ -77,7 +77,6 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 		return old, nil
 	}
 
-	as.unifyMax(hostarch.AddrRange{Start: old, End: old + hostarch.Addr(oldLen)})
 	v := as.find(old)
 	if v == nil || (oldLen > 0 && uint64(v.end-old) < oldLen) {
 		return 0, fmt.Errorf("addrspace: mremap: [%#x, +%#x) is not inside one mapping: %w", old, oldLen, unix.EFAULT)
@@ -135,43 +134,28 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 }
 
 // move moves the pages of ar, which lie inside one VMA, to dst, replacing
-// whatever is mapped at [dst, dst+len(ar)). The backing pages, their
-// references and overrides move with them; no byte is copied.
+// whatever is mapped at [dst, dst+len(ar)). The backing pages and their
+// references move with them; no byte is copied.
 //
 // Preconditions: as.mu is held; ar and the target do not overlap.
 func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	target := hostarch.AddrRange{Start: dst, End: dst + ar.Length()}
+	if err := as.admit(3); err != nil {
+		return err
+	}
+	defer as.settle()
+	as.pt.Unmap(uint64(target.Start), uint64(target.End))
+	as.removeRange(target)
 	as.splitAt(ar.Start)
 	as.splitAt(ar.End)
 	v := as.find(ar.Start)
 	nv := *v
 	nv.start, nv.end = target.Start, target.End
-	nv.maxMapped = false
-	// Map the backing at the target first (replacing what was there), so
-	// that a host failure leaves the old mapping intact.
-	if err := as.mapBase(&nv, nv.start, nv.end); err != nil {
-		as.remapHost(target)
+	if err := as.pt.Move(uint64(ar.Start), uint64(ar.End), uint64(dst)); err != nil {
 		return fmt.Errorf("addrspace: mremap: %w", err)
-	}
-	app, max := viewProts(&nv, false)
-	moved := as.overridesIn(ar.Start, ar.End)
-	for _, a := range moved {
-		if err := as.mapPage(&nv, dst+(a-ar.Start), as.override[a], app, max); err != nil {
-			as.remapHost(target)
-			return fmt.Errorf("addrspace: mremap: %w", err)
-		}
-	}
-	as.removeRange(target)
-	for _, a := range moved {
-		as.override[dst+(a-ar.Start)] = as.override[a]
-		delete(as.override, a)
 	}
 	as.delete(v)
 	as.insert(&nv)
-	as.app.Clear(uint64(ar.Start), uint64(ar.Length()))
-	if v.maxMapped {
-		as.max.Clear(uint64(ar.Start), uint64(ar.Length()))
-	}
 	as.mergeAround(ar)
 	return nil
 }
@@ -192,6 +176,13 @@ func (as *AddressSpace) grow(v *vma, extra uint64) error {
 		}
 		v.file.refs++
 	}
+	if err := as.admit(1); err != nil {
+		if v.file != nil {
+			as.dropFile(v.file)
+		}
+		return err
+	}
+	defer as.settle()
 	if v.usesMem() {
 		// Prefer the pages right after v's, so that the two merge.
 		mem, err := as.mem.Allocate(extra, v.memAt(v.end))
@@ -202,19 +193,6 @@ func (as *AddressSpace) grow(v *vma, extra uint64) error {
 			return err
 		}
 		nv.mem = mem
-		if nv.private && v.wp {
-			nv.wp = false // fresh pages are this space's alone
-		}
-	}
-	if err := as.mapBase(&nv, nv.start, nv.end); err != nil {
-		if nv.usesMem() {
-			as.mem.DecRef(nv.mem, extra)
-		}
-		if nv.file != nil {
-			as.dropFile(nv.file)
-		}
-		as.remapHost(nv.ar())
-		return fmt.Errorf("addrspace: mremap: %w", err)
 	}
 	as.insert(&nv)
 	as.mergeAround(hostarch.AddrRange{Start: v.start, End: nv.end})
@@ -237,15 +215,10 @@ func (as *AddressSpace) duplicate(v *vma, old hostarch.Addr, newLen uint64, fixe
 	nv := *v
 	nv.start, nv.end = dst, dst+hostarch.Addr(newLen)
 	nv.off, nv.mem = v.offAt(old), v.memAt(old)
-	nv.maxMapped = false
-	err := as.mapBase(&nv, nv.start, nv.end)
-	if err == nil {
-		err = as.clearStaleMax(nv.ar())
+	if err := as.admit(3); err != nil {
+		return 0, err
 	}
-	if err != nil {
-		as.remapHost(nv.ar())
-		return 0, fmt.Errorf("addrspace: mremap: %w", err)
-	}
+	defer as.settle()
 	// Take the new references before dropping those of whatever was mapped
 	// at the target: the two may be the same pages (a target overlapping
 	// the source), which must not be freed in between.
@@ -255,30 +228,9 @@ func (as *AddressSpace) duplicate(v *vma, old hostarch.Addr, newLen uint64, fixe
 	if nv.usesMem() {
 		as.mem.IncRef(nv.mem, newLen)
 	}
+	as.pt.Unmap(uint64(nv.start), uint64(nv.end))
 	as.removeRange(nv.ar())
 	as.insert(&nv)
 	as.mergeAround(nv.ar())
 	return dst, nil
-}
-
-// unifyMax merges the VMAs over ar that differ only in whether their max
-// views are mapped (one mapping to the user), mapping the max views that
-// are not, so that the range lies in one VMA as Mappings shows it.
-func (as *AddressSpace) unifyMax(ar hostarch.AddrRange) {
-	vs := as.overlapping(ar)
-	mixed := false
-	for i := 1; i < len(vs); i++ {
-		if vs[i-1].compatible(vs[i]) && vs[i-1].maxMapped != vs[i].maxMapped {
-			mixed = true
-		}
-	}
-	if !mixed {
-		return
-	}
-	for _, v := range vs {
-		if as.ensureMax(v) != nil {
-			return
-		}
-	}
-	as.mergeAround(ar)
 }

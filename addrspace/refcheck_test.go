@@ -17,11 +17,13 @@ func checkRefs(fam []*AddressSpace) error {
 	for _, as := range fam {
 		as.mu.Lock()
 		as.vmas.Ascend(func(v *vma) bool {
-			as.forEachPage(v, v.start, v.end, func(off, length uint64) {
+			add := func(off, length uint64) {
 				for p := off; p < off+length; p += hostarch.PageSize {
 					count[p]++
 				}
-			})
+			}
+			as.forEachPage(v, v.start, v.end, add)
+			as.pt.Owned(uint64(v.start), uint64(v.end), add)
 			return true
 		})
 		as.mu.Unlock()

@@ -28,35 +28,19 @@ type vma struct {
 	file *fileRef
 	off  uint64
 
-	// mem is the memory-file offset of start, for anonymous mappings: page
-	// start+i is backed by memory-file page mem+i, unless
-	// AddressSpace.override names another page for it.
+	// mem is the memory-file offset of start, for shared anonymous
+	// mappings: page start+i is memory-file page mem+i, which the VMA holds
+	// a reference to (Linux's shmem object). Private anonymous memory is
+	// backed by the page table (pma.Table) on first touch.
 	mem uint64
-
-	// wp is set on private mappings shared with a clone: their pages are
-	// write-protected on the host until a write fault shows that the page is
-	// this address space's alone (or copies it).
-	wp bool
 
 	// name labels an anonymous mapping in WriteMaps ("[heap]", say).
 	name string
-
-	// maxMapped is set once the max view maps v's pages. The max view serves
-	// only IOOpts.IgnorePermissions accesses and copy-on-write copies, so it
-	// is mapped on first use: a plain Mmap+Munmap then costs two host
-	// mapping calls instead of four. Until then v's range of the max view is
-	// PROT_NONE, and a fault there maps it (ensureMax). VMAs that differ in
-	// maxMapped do not merge (Mappings still shows them as one), so that the
-	// flag always describes the whole VMA.
-	maxMapped bool
 }
 
-func (v *vma) usesMem() bool { return v.file == nil }
-
-// cow reports whether a write to v's pages may need fault resolution
-// (copy-on-write) before it can proceed: pages of private file mappings and
-// private pages shared with a clone are write-protected on the host.
-func (v *vma) cow() bool { return v.private && (v.file != nil || v.wp) }
+// usesMem reports whether v is shared anonymous memory, whose pages v
+// references in the memory file.
+func (v *vma) usesMem() bool { return v.file == nil && !v.private }
 
 func (v *vma) length() uint64 { return uint64(v.end - v.start) }
 
@@ -68,17 +52,12 @@ func (v *vma) memAt(addr hostarch.Addr) uint64 { return v.mem + uint64(addr-v.st
 // offAt returns the file offset of the page at addr in v.
 func (v *vma) offAt(addr hostarch.Addr) uint64 { return v.off + uint64(addr-v.start) }
 
-// canMerge reports whether next, which starts where v ends, can join v.
-func (v *vma) canMerge(next *vma) bool {
-	return v.compatible(next) && v.maxMapped == next.maxMapped
-}
-
 // compatible reports whether next, which starts where v ends, is v's
-// continuation in all but whether their max views are mapped yet: such
-// VMAs are one mapping to the user (Mappings, Mremap).
+// continuation: the same attributes and contiguous backing, so that the two
+// are one mapping (Linux merges such VMAs).
 func (v *vma) compatible(next *vma) bool {
 	if v.end != next.start || v.perms != next.perms || v.maxPerms != next.maxPerms ||
-		v.private != next.private || v.file != next.file || v.wp != next.wp || v.name != next.name {
+		v.private != next.private || v.file != next.file || v.name != next.name {
 		return false
 	}
 	if v.file != nil && next.off != v.off+v.length() {

@@ -128,9 +128,15 @@ func (m *MemoryFile) Allocate(length, hint uint64) (uint64, error) {
 		}
 	}
 	if end := off + length; end > m.size {
-		newSize := max(end, min(2*m.size, maxFileSize))
+		// Grow with some slack, so that a run of allocations does not
+		// truncate each time; without it if the host refuses (a file size
+		// limit, RLIMIT_FSIZE, applies to the memory file too).
+		newSize := min(max(end, m.size+min(max(m.size/4, growSlack), 256<<20)), maxFileSize)
 		if err := m.f.Truncate(int64(newSize)); err != nil {
-			return 0, fmt.Errorf("pma: growing memory file to %#x bytes: %w", newSize, unix.ENOMEM)
+			newSize = end
+			if err := m.f.Truncate(int64(newSize)); err != nil {
+				return 0, fmt.Errorf("pma: growing memory file to %#x bytes: %v: %w", newSize, err, unix.ENOMEM)
+			}
 		}
 		m.size = newSize
 	}
@@ -240,8 +246,42 @@ func (m *MemoryFile) DecRef(off, length uint64) error {
 	for _, e := range dead {
 		m.freeLocked(e.start, e.end-e.start)
 	}
+	m.shrinkLocked()
 	m.mu.Unlock()
 	return first
+}
+
+// growSlack is the least the memory file grows by, and shrinkSlack how much
+// free space at its end it keeps before it shrinks.
+const (
+	growSlack   = 2 << 20
+	shrinkSlack = 8 << 20
+)
+
+// shrinkLocked truncates the free tail of the file, so that the file's size
+// follows the memory in use rather than the highest offset ever used.
+//
+// Preconditions: m.mu is held.
+func (m *MemoryFile) shrinkLocked() {
+	if len(m.free) == 0 {
+		return
+	}
+	tail := m.free[len(m.free)-1]
+	if tail.end != m.limit || tail.start >= m.size || m.size-tail.start < shrinkSlack {
+		return
+	}
+	newSize := (tail.start + growSlack - 1) &^ (growSlack - 1)
+	if newSize >= m.size {
+		return
+	}
+	if m.f.Truncate(int64(newSize)) == nil {
+		m.size = newSize
+	}
+}
+
+// Size returns the current length of the file in bytes.
+func (m *MemoryFile) Size() uint64 {
+	return m.sizeNow()
 }
 
 // Refs returns the number of references to the page at off (1 for an
@@ -421,4 +461,87 @@ func (m *MemoryFile) Close() error {
 		return nil
 	}
 	return m.f.Close()
+}
+
+// copyFrom copies n bytes of the file fd at srcOff to the memory file at
+// dstOff, whose pages must be freshly allocated (zero). If srcIsMem, fd is
+// this memory file and its holes are skipped: they read as zero, and
+// copying them would commit memory for nothing.
+func (m *MemoryFile) copyFrom(dstOff uint64, fd int, srcOff, n uint64, srcIsMem bool) error {
+	if !srcIsMem {
+		return copyRange(m.FD(), dstOff, fd, srcOff, n)
+	}
+	end := srcOff + n
+	for cur := srcOff; cur < end; {
+		data, err := unix.Seek(fd, int64(cur), unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			return nil // no data from cur on
+		}
+		if err != nil {
+			return copyRange(m.FD(), dstOff+(cur-srcOff), fd, cur, end-cur)
+		}
+		if uint64(data) >= end {
+			return nil
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			hole = int64(end)
+		}
+		stop := min(uint64(hole), end)
+		if err := copyRange(m.FD(), dstOff+(uint64(data)-srcOff), fd, uint64(data), stop-uint64(data)); err != nil {
+			return err
+		}
+		cur = stop
+	}
+	return nil
+}
+
+// copyRange copies n bytes from (srcFD, srcOff) to (dstFD, dstOff) in the
+// kernel, falling back to pread and pwrite where copy_file_range(2) cannot
+// serve (across file systems, say). Bytes past the end of the source read
+// as zero (they are left as they are in the destination).
+func copyRange(dstFD int, dstOff uint64, srcFD int, srcOff, n uint64) error {
+	for n > 0 {
+		so, do := int64(srcOff), int64(dstOff)
+		k, err := unix.CopyFileRange(srcFD, &so, dstFD, &do, int(min(n, 1<<30)), 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return copyRangeSlow(dstFD, dstOff, srcFD, srcOff, n)
+		}
+		if k == 0 {
+			return nil // end of the source
+		}
+		srcOff, dstOff, n = srcOff+uint64(k), dstOff+uint64(k), n-uint64(k)
+	}
+	return nil
+}
+
+func copyRangeSlow(dstFD int, dstOff uint64, srcFD int, srcOff, n uint64) error {
+	buf := make([]byte, min(n, 256<<10))
+	for n > 0 {
+		k, err := unix.Pread(srcFD, buf[:min(n, uint64(len(buf)))], int64(srcOff))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pma: reading a page to copy: %w", err)
+		}
+		if k == 0 {
+			return nil
+		}
+		for w := 0; w < k; {
+			j, err := unix.Pwrite(dstFD, buf[w:k], int64(dstOff)+int64(w))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("pma: writing a copied page: %w", err)
+			}
+			w += j
+		}
+		srcOff, dstOff, n = srcOff+uint64(k), dstOff+uint64(k), n-uint64(k)
+	}
+	return nil
 }

@@ -134,26 +134,28 @@ func TestAllocateGrowsFile(t *testing.T) {
 	if got := fileSize(t, m); got != 0 {
 		t.Fatalf("new file size %d", got)
 	}
+	// The file grows with a slack of growSlack (or a quarter of its size,
+	// up to 256 MiB), and to exactly what is needed beyond that.
+	slack := uint64(growSlack / pg)
 	for i, s := range []struct{ length, hint, wantSize uint64 }{
-		{1, 0, 1}, // max(1, 2*0)
-		{1, 1, 2}, // max(2, 2*1)
-		{1, 2, 4}, // max(3, 2*2)
-		{1, 3, 4}, // fits
-		{1, 100, 101},
-		{2, 50, 101}, // fits
-		{1, 300, 301},
+		{1, 0, slack},
+		{1, 1, slack}, // fits
+		{1, slack, 2 * slack},
+		{1, 100 * slack, 100*slack + 1},
+		{2, 50, 100*slack + 1}, // fits
 	} {
 		mustAlloc(t, m, s.length*pg, s.hint*pg)
 		if got := fileSize(t, m); got != int64(s.wantSize*pg) {
 			t.Fatalf("step %d: file size %d pages, want %d", i, got/int64(pg), s.wantSize)
 		}
 	}
-	// Freeing never shrinks the file.
-	if err := m.DecRef(300*pg, pg); err != nil {
+	// Freeing the top shrinks the file to the highest page in use (page
+	// slack), rounded up to growSlack.
+	if err := m.DecRef(100*slack*pg, pg); err != nil {
 		t.Fatal(err)
 	}
-	if got := fileSize(t, m); got != 301*int64(pg) {
-		t.Fatalf("after free: size %d", got)
+	if got, want := fileSize(t, m), int64(2*growSlack); got != want {
+		t.Fatalf("after free: size %#x, want %#x", got, want)
 	}
 }
 

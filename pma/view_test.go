@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func reserve(t *testing.T, size uint64) *View {
+func reserveT(t *testing.T, size uint64) *View {
 	t.Helper()
 	v, err := Reserve(size)
 	if err != nil {
@@ -62,7 +62,7 @@ func wantSegv(t *testing.T, what string, n int, err error, wantN int, wantAddr u
 }
 
 func TestViewReserve(t *testing.T) {
-	v := reserve(t, 8*pg)
+	v := reserveT(t, 8*pg)
 	if v.Size() != 8*pg || v.Base() == 0 || v.Base()%pg != 0 {
 		t.Fatalf("Size %#x Base %#x", v.Size(), v.Base())
 	}
@@ -76,7 +76,7 @@ func TestViewReserve(t *testing.T) {
 }
 
 func TestViewMapFileProtectClear(t *testing.T) {
-	v := reserve(t, 8*pg)
+	v := reserveT(t, 8*pg)
 	fd := memfd(t, 4*pg)
 	data := make([]byte, 4*pg)
 	for i := range data {
@@ -190,7 +190,7 @@ func TestViewMapFileProtectClear(t *testing.T) {
 }
 
 func TestViewSIGBUS(t *testing.T) {
-	v := reserve(t, 4*pg)
+	v := reserveT(t, 4*pg)
 	fd := memfd(t, 2*pg)
 	if err := v.MapFile(0, 2*pg, fd, 0, unix.PROT_READ|unix.PROT_WRITE); err != nil {
 		t.Fatal(err)
@@ -234,7 +234,7 @@ func TestViewPreconditions(t *testing.T) {
 	for _, size := range []uint64{0, 1, pg - 1, pg + 1} {
 		expectPanic(t, fmt.Sprintf("Reserve(%#x)", size), func() { Reserve(size) })
 	}
-	v := reserve(t, 4*pg)
+	v := reserveT(t, 4*pg)
 	for _, c := range []struct{ off, length uint64 }{
 		{1, pg}, {pg, 1}, {pg, pg + 1}, {5 * pg, 0}, {4*pg + pg, pg}, {3 * pg, 2 * pg},
 		{pg, ^uint64(0) &^ (pg - 1)}, {^uint64(0) &^ (pg - 1), 2 * pg},
