@@ -338,11 +338,11 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 		return fail(fmt.Errorf("addrspace: mmap permissions %v exceed the most allowed, %v: %w", v.perms, v.maxPerms, unix.EACCES))
 	}
 
-	// Linux counts the mapping before it merges: one more VMA, and two
-	// more if a fixed mapping splits one.
+	// Linux counts the mapping before it merges: one more VMA, and one
+	// more if a fixed mapping splits one in two.
 	extra := 1
 	if opts.Fixed {
-		extra = 3
+		extra += as.splits(v.ar(), nil)
 	}
 	if err := as.admit(extra); err != nil {
 		return fail(err)
@@ -365,6 +365,22 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 	as.insert(v)
 	as.mergeAround(v.ar())
 	return v.start, nil
+}
+
+// splits returns the number of ends of ar that lie strictly inside a VMA
+// for which changes holds (every VMA if changes is nil): changing ar splits
+// each such VMA, one more VMA for each (Munmap: one more only when both
+// ends lie inside the same VMA, counted as 2-1 by the caller).
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) splits(ar hostarch.AddrRange, changes func(*vma) bool) int {
+	n := 0
+	for _, a := range []hostarch.Addr{ar.Start, ar.End} {
+		if v := as.find(a); v != nil && v.start < a && (changes == nil || changes(v)) {
+			n++
+		}
+	}
+	return n
 }
 
 // admit checks that extra more VMAs fit within MaxMapCount and the host
@@ -589,7 +605,7 @@ func (as *AddressSpace) unmapLocked(ar hostarch.AddrRange) error {
 		return nil
 	}
 	// Unmapping the middle of a mapping splits it in two.
-	if err := as.admit(1); err != nil {
+	if err := as.admit(max(as.splits(ar, nil)-1, 0)); err != nil {
 		return err
 	}
 	defer as.settle()
@@ -671,7 +687,7 @@ func (as *AddressSpace) mprotectLocked(ar hostarch.AddrRange, perms hostarch.Acc
 	if ar.Length() == 0 {
 		return nil
 	}
-	if err := as.admit(2); err != nil {
+	if err := as.admit(as.splits(ar, func(v *vma) bool { return v.perms != perms })); err != nil {
 		return err
 	}
 	defer as.settle()

@@ -284,6 +284,9 @@ type modelRun struct {
 	rng   *rand.Rand
 	ctx   context.Context
 	log   []string
+	// hostEvery > 0 checks every hostEvery operations that each space's
+	// views consist of exactly the host mappings its account says.
+	hostEvery int
 }
 
 func (r *modelRun) fail(format string, args ...any) {
@@ -994,11 +997,23 @@ func TestModel(t *testing.T) {
 }
 
 func modelRunOnce(t *testing.T, seed int64, ops int, deadline time.Time) int {
-	return modelRunWith(t, rand.NewSource(seed), ops, deadline)
+	return modelRunWith(t, rand.NewSource(seed), ops, deadline, 0)
+}
+
+// TestModelHostAccount runs the model's random operations and checks after
+// every one that the host's /proc/self/maps shows, within each space's
+// views, exactly the host mappings that the page table accounts for.
+func TestModelHostAccount(t *testing.T) {
+	ops := 3000
+	if testing.Short() {
+		ops = 500
+	}
+	done := modelRunWith(t, rand.NewSource(7), ops, time.Now().Add(time.Minute), 1)
+	t.Logf("%d operations, host account exact after each", done)
 }
 
 // modelRunWith runs up to ops random operations drawn from src.
-func modelRunWith(t *testing.T, src rand.Source, ops int, deadline time.Time) int {
+func modelRunWith(t *testing.T, src rand.Source, ops int, deadline time.Time, hostEvery int) int {
 	size := uint64(48 * pg)
 	as, err := New(Options{Size: size})
 	if err != nil {
@@ -1007,7 +1022,7 @@ func modelRunWith(t *testing.T, src rand.Source, ops int, deadline time.Time) in
 	defer as.Close()
 	dir := t.TempDir()
 	rng := rand.New(src)
-	r := &modelRun{t: t, as: as, m: &refModel{size: size, pages: map[uint64]*refPage{}, brkStart: size / 8, brk: size / 8}, rng: rng, ctx: context.Background(), byF: map[*os.File]*refFile{}}
+	r := &modelRun{t: t, as: as, m: &refModel{size: size, pages: map[uint64]*refPage{}, brkStart: size / 8, brk: size / 8}, rng: rng, ctx: context.Background(), byF: map[*os.File]*refFile{}, hostEvery: hostEvery}
 	r.fam, r.fm = []*AddressSpace{as}, []*refModel{r.m}
 	for i, spec := range []struct {
 		writable bool
@@ -1044,6 +1059,13 @@ func modelRunWith(t *testing.T, src rand.Source, ops int, deadline time.Time) in
 	i := 0
 	for ; i < ops; i++ {
 		r.step()
+		if r.hostEvery > 0 && i%r.hostEvery == 0 {
+			for _, as := range r.fam {
+				if err := checkHostAccount(as); err != nil {
+					r.fail("%v", err)
+				}
+			}
+		}
 		if paranoid {
 			if err := checkRefs(r.fam); err != nil {
 				r.fail("%v", err)
@@ -1094,6 +1116,6 @@ func FuzzModel(f *testing.F) {
 			data = data[:4096]
 		}
 		// Roughly one operation for each 16 bytes of input.
-		modelRunWith(t, &byteSource{data}, len(data)/16+1, time.Now().Add(time.Minute))
+		modelRunWith(t, &byteSource{data}, len(data)/16+1, time.Now().Add(time.Minute), 0)
 	})
 }

@@ -189,23 +189,32 @@ func NewTable(size uint64, mem *MemoryFile, floor int) (*Table, error) {
 }
 
 // reserveView reserves a view of size bytes, leaving AddressHeadroom of
-// host address space free, and counts it.
+// host address space free, and counts it: it holds the headroom while it
+// reserves the view, so that the view goes elsewhere or not at all.
 func reserveView(size uint64) (*View, error) {
 	for attempt := 0; ; attempt++ {
-		v, err := reserve(size)
+		v, err := reserveOutsideHeadroom(size)
 		if err == nil {
-			if probe, perr := mmap(0, AddressHeadroom, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, -1, 0); perr == nil {
-				unix.Syscall(unix.SYS_MUNMAP, probe, AddressHeadroom, 0)
-				acct.addReserved(int64(size))
-				return v, nil
-			}
-			v.release()
-			err = fmt.Errorf("pma: reserving %#x bytes would leave the process less than %#x bytes of host address space: %w", size, uint64(AddressHeadroom), unix.ENOMEM)
+			acct.addReserved(int64(size))
+			return v, nil
 		}
 		if attempt > 0 || !reclaimPending() {
 			return nil, err
 		}
 	}
+}
+
+func reserveOutsideHeadroom(size uint64) (*View, error) {
+	probe, err := mmap(0, AddressHeadroom, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, -1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pma: the process has less than %#x bytes of contiguous host address space left: %w", uint64(AddressHeadroom), unix.ENOMEM)
+	}
+	defer unix.Syscall(unix.SYS_MUNMAP, probe, AddressHeadroom, 0)
+	v, err := reserve(size)
+	if err != nil {
+		return nil, fmt.Errorf("pma: reserving %#x bytes would leave the process less than %#x bytes of host address space: %w", size, uint64(AddressHeadroom), unix.ENOMEM)
+	}
+	return v, nil
 }
 
 // AppBase returns the host address of simulated address 0 in the app view.
