@@ -95,6 +95,11 @@ func getFixture(tb testing.TB, n, slot int) *fixture {
 	if _, err := as.ZeroOut(context.Background(), addr, int64(pages), usermem.IOOpts{}); err != nil {
 		tb.Fatalf("ZeroOut: %v", err)
 	}
+	// And through the max view, which IgnorePermissions copies use (the
+	// page table maps each view on first use).
+	if _, err := as.CopyIn(context.Background(), addr, make([]byte, pages), usermem.IOOpts{IgnorePermissions: true}); err != nil {
+		tb.Fatalf("CopyIn(IgnorePermissions): %v", err)
+	}
 	fx := &fixture{n: n, as: as, addr: addr, view: hostView(tb, as, addr, n), buf: hostMap(tb, n)}
 	fixtures[key] = fx
 	return fx

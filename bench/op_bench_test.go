@@ -167,8 +167,9 @@ func checkSwapped(b *testing.B, got, want uint32) {
 }
 
 func BenchmarkOp(b *testing.B) {
-	for _, i := range shuffled(len(opImpls)) {
-		o := opImpls[i]
+	all := append(append([]opImpl{}, opImpls...), budgetOpImpls...)
+	for _, i := range shuffled(len(all)) {
+		o := all[i]
 		b.Run(fmt.Sprintf("op=%s/impl=%s", o.op, o.impl), func(b *testing.B) {
 			b.ReportAllocs()
 			o.run(b)

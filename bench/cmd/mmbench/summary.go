@@ -112,6 +112,9 @@ type OpCell struct {
 	// TimeVsBaseline is this implementation's time per call divided by the
 	// baseline's (lower is better).
 	TimeVsBaseline float64 `json:"time_vs_baseline"`
+	// Metrics holds the medians of the other units the benchmark reports
+	// (hostmaps/page, mappings, spaces).
+	Metrics map[string]float64 `json:"metrics,omitempty"`
 }
 
 // ParCell is one cell of the parallel table.
@@ -159,14 +162,22 @@ var copyColumns = []column{
 // opBaselines names the baseline implementation of each operation, and
 // opLabels describes every implementation.
 var (
-	opOrder     = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB"}
-	opTitles    = map[string]string{"CopyStringIn64": "CopyStringIn, 64-byte string", "SwapUint32": "SwapUint32", "MmapMunmap4KiB": "Mmap+Munmap, 4 KiB"}
-	opBaselines = map[string]string{"CopyStringIn64": "go", "SwapUint32": "atomic", "MmapMunmap4KiB": "host"}
-	opImplOrder = []string{"go", "atomic", "host", "mmsim", "BytesIO", "safemem", "gvisor"}
+	opOrder  = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB", "CloneWrite16MiB", "CloneScatter64MiB", "Capacity"}
+	opTitles = map[string]string{"CopyStringIn64": "CopyStringIn, 64-byte string", "SwapUint32": "SwapUint32", "MmapMunmap4KiB": "Mmap+Munmap, 4 KiB",
+		"CloneWrite16MiB": "16 MiB written after Clone", "CloneScatter64MiB": "every other page of 64 MiB written after Clone",
+		"Capacity": "capacity before ENOMEM"}
+	opBaselines = map[string]string{"CopyStringIn64": "go", "SwapUint32": "atomic", "MmapMunmap4KiB": "host",
+		"CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain"}
+	opImplOrder = []string{"go", "atomic", "plain", "host", "mmsim", "BytesIO", "safemem", "gvisor"}
 	opLabels    = map[string]map[string]string{
 		"CopyStringIn64": {"go": "Go: IndexByte + string()", "mmsim": "AddressSpace", "BytesIO": "usermem.BytesIO"},
 		"SwapUint32":     {"atomic": "sync/atomic", "mmsim": "AddressSpace", "safemem": "safemem (unsafe block)", "gvisor": "gVisor safecopy"},
 		"MmapMunmap4KiB": {"host": "host mmap+munmap", "mmsim": "AddressSpace"},
+		"CloneWrite16MiB": {"plain": "AddressSpace, no Clone", "mmsim": "AddressSpace, after Clone",
+			"host": "host MAP_PRIVATE of a memfd (kernel COW)"},
+		"CloneScatter64MiB": {"plain": "AddressSpace, no Clone", "mmsim": "AddressSpace, after Clone",
+			"host": "host MAP_PRIVATE of a memfd (kernel COW)"},
+		"Capacity": {"mappings": "touched 1-page mappings in one space", "spaces64GiB": "spaces of 64 GiB"},
 	}
 )
 
@@ -180,6 +191,7 @@ func opLabel(op, impl string) string {
 // sample is the values of one benchmark over the rounds.
 type sample struct {
 	ns, allocs []float64
+	metrics    map[string][]float64
 }
 
 // parseSize parses a size as the suite names it: 8B, 4KiB, 16MiB.
@@ -242,6 +254,16 @@ func summarize(raw []byte, cfg config, uc unicornInfo, load float64) (*Report, e
 		}
 		s.ns = append(s.ns, ns*1e9)
 		s.allocs = append(s.allocs, allocs)
+		for _, v := range res.Values {
+			switch v.Unit {
+			case "sec/op", "allocs/op", "B/op", "B/s":
+			default:
+				if s.metrics == nil {
+					s.metrics = map[string][]float64{}
+				}
+				s.metrics[v.Unit] = append(s.metrics[v.Unit], v.Value)
+			}
+		}
 	}
 	if err := rd.Err(); err != nil {
 		return nil, err
@@ -280,10 +302,17 @@ func summarize(raw []byte, cfg config, uc unicornInfo, load float64) (*Report, e
 			switch {
 			case opBaselines[kv["op"]] == kv["impl"]:
 				kind = "baseline"
-			case kv["impl"] == "gvisor":
+			case kv["impl"] == "gvisor" || kv["impl"] == "host":
 				kind = "peer"
 			}
-			rep.Ops = append(rep.Ops, OpCell{Op: kv["op"], Impl: kv["impl"], Kind: kind, NsPerOp: ns, AllocsPerOp: allocs})
+			cell := OpCell{Op: kv["op"], Impl: kv["impl"], Kind: kind, NsPerOp: ns, AllocsPerOp: allocs}
+			for unit, vs := range s.metrics {
+				if cell.Metrics == nil {
+					cell.Metrics = map[string]float64{}
+				}
+				cell.Metrics[unit] = median(vs)
+			}
+			rep.Ops = append(rep.Ops, cell)
 		case "Parallel":
 			n, err := parseSize(kv["size"])
 			if err != nil {
@@ -502,6 +531,19 @@ func (r *Report) targets() []Target {
 	}
 	if m := r.op("MmapMunmap4KiB", "mmsim"); m != nil && m.TimeVsBaseline > 0 {
 		ts = append(ts, Target{Name: "Mmap+Munmap 4 KiB: time / host mmap+munmap", Value: m.TimeVsBaseline, Limit: 3, Better: "lower", Met: m.TimeVsBaseline <= 3})
+	}
+	if m := r.op("CloneWrite16MiB", "mmsim"); m != nil && m.TimeVsBaseline > 0 {
+		ts = append(ts, Target{Name: "16 MiB sequential write after Clone: time / the same write without Clone", Value: m.TimeVsBaseline, Limit: 5, Better: "lower", Met: m.TimeVsBaseline <= 5})
+	}
+	if m := r.op("CloneScatter64MiB", "mmsim"); m != nil {
+		if v, ok := m.Metrics["hostmaps/page"]; ok {
+			ts = append(ts, Target{Name: "every other page of 64 MiB written after Clone: host mappings added per page", Value: v, Limit: 0.5, Better: "lower", Met: v <= 0.5})
+		}
+	}
+	if m := r.op("Capacity", "spaces64GiB"); m != nil {
+		if v, ok := m.Metrics["spaces"]; ok {
+			ts = append(ts, Target{Name: "address spaces of 64 GiB before ENOMEM", Value: v, Limit: 2000, Better: "higher", Met: v >= 2000})
+		}
 	}
 	return ts
 }

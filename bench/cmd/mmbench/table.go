@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -150,7 +152,7 @@ func writeTables(w io.Writer, r *Report) {
 	if len(r.Ops) > 0 {
 		fmt.Fprintln(w, "\nOperations: ns per call (median ± CI), allocations per call, × time of the baseline (lower is better)")
 		t := table{left: 2}
-		t.add("operation", "implementation", "ns/op", "±", "allocs", "× baseline")
+		t.add("operation", "implementation", "ns/op", "±", "allocs", "× baseline", "other")
 		prev := ""
 		for _, o := range r.Ops {
 			name := opTitles[o.Op]
@@ -165,7 +167,11 @@ func writeTables(w io.Writer, r *Report) {
 			if o.Kind == "baseline" {
 				label += " (baseline)"
 			}
-			t.add(name, label, num(o.NsPerOp.Median), pct(o.NsPerOp.Spread()), fmt.Sprintf("%.3g", o.AllocsPerOp), ratio(o.TimeVsBaseline))
+			var other []string
+			for _, unit := range slices.Sorted(maps.Keys(o.Metrics)) {
+				other = append(other, fmt.Sprintf("%.4g %s", o.Metrics[unit], unit))
+			}
+			t.add(name, label, num(o.NsPerOp.Median), pct(o.NsPerOp.Spread()), fmt.Sprintf("%.3g", o.AllocsPerOp), ratio(o.TimeVsBaseline), strings.Join(other, ", "))
 		}
 		t.write(w)
 	}

@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math/rand"
+	"runtime"
+	"testing"
+
+	"github.com/mmsim/mmsim/addrspace"
+	"github.com/mmsim/mmsim/hostarch"
+	"github.com/mmsim/mmsim/usermem"
+	"golang.org/x/sys/unix"
+)
+
+// Copy-on-write after Clone, and the host budget (the host-budget issue).
+const (
+	cowSeqSize     = 16 << 20 // the sequential write after Clone
+	cowScatterSize = 64 << 20 // the mapping written every other page after Clone
+)
+
+// cowSpace returns an address space with a populated private mapping of n
+// bytes.
+func cowSpace(b *testing.B, n int) (*addrspace.AddressSpace, hostarch.Addr) {
+	as, err := addrspace.New(addrspace.Options{Size: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { as.Close() })
+	a, err := as.Mmap(addrspace.MmapOpts{Length: uint64(n), Perms: hostarch.ReadWrite, Private: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := as.CopyOut(context.Background(), a, make([]byte, n), usermem.IOOpts{}); err != nil {
+		b.Fatal(err)
+	}
+	return as, a
+}
+
+// hostCOW maps a populated memfd of n bytes MAP_PRIVATE for each iteration:
+// the host kernel's own copy-on-write, page by page.
+type hostCOW struct {
+	fd int
+	n  int
+}
+
+func newHostCOW(b *testing.B, n int) *hostCOW {
+	fd, err := unix.MemfdCreate("mmbench-cow", unix.MFD_CLOEXEC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.Pwrite(fd, make([]byte, n), 0); err != nil {
+		b.Fatal(err)
+	}
+	return &hostCOW{fd, n}
+}
+
+func (h *hostCOW) mapPrivate(b *testing.B) []byte {
+	m, err := unix.Mmap(h.fd, 0, h.n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// scatterOrder is the order in which the scatter benchmarks write every
+// other page of cowScatterSize bytes.
+var scatterOrder = rand.New(rand.NewSource(1)).Perm(cowScatterSize / hostarch.PageSize / 2)
+
+// budgetOpImpls are rows of BenchmarkOp: copy-on-write after Clone against
+// the same writes without it and the host kernel's own copy-on-write, and
+// the capacity figures (reported as metrics: the time is how long it took
+// to find them).
+var budgetOpImpls = []opImpl{
+	{"CloneWrite16MiB", "plain", func(b *testing.B) {
+		as, a := cowSpace(b, cowSeqSize)
+		src := make([]byte, cowSeqSize)
+		ctx := context.Background()
+		b.SetBytes(cowSeqSize)
+		for b.Loop() {
+			if _, err := as.CopyOut(ctx, a, src, usermem.IOOpts{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}},
+	{"CloneWrite16MiB", "mmsim", func(b *testing.B) {
+		as, a := cowSpace(b, cowSeqSize)
+		src := make([]byte, cowSeqSize)
+		ctx := context.Background()
+		b.SetBytes(cowSeqSize)
+		b.ResetTimer()
+		for range b.N {
+			b.StopTimer()
+			child, err := as.Clone()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := child.CopyOut(ctx, a, src, usermem.IOOpts{}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			child.Close()
+			b.StartTimer()
+		}
+	}},
+	{"CloneWrite16MiB", "host", func(b *testing.B) {
+		h := newHostCOW(b, cowSeqSize)
+		src := make([]byte, cowSeqSize)
+		b.SetBytes(cowSeqSize)
+		b.ResetTimer()
+		for range b.N {
+			b.StopTimer()
+			m := h.mapPrivate(b)
+			b.StartTimer()
+			copy(m, src)
+			b.StopTimer()
+			unix.Munmap(m)
+			b.StartTimer()
+		}
+	}},
+	{"CloneScatter64MiB", "mmsim", func(b *testing.B) {
+		as, a := cowSpace(b, cowScatterSize)
+		ctx := context.Background()
+		one := []byte{1}
+		added := 0
+		b.ResetTimer()
+		for range b.N {
+			b.StopTimer()
+			child, err := as.Clone()
+			if err != nil {
+				b.Fatal(err)
+			}
+			before := hostMappings(b, child)
+			b.StartTimer()
+			for _, p := range scatterOrder {
+				if _, err := child.CopyOut(ctx, a+hostarch.Addr(2*p*hostarch.PageSize), one, usermem.IOOpts{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			added += hostMappings(b, child) - before
+			child.Close()
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(added)/float64(b.N*len(scatterOrder)), "hostmaps/page")
+	}},
+	{"CloneScatter64MiB", "host", func(b *testing.B) {
+		h := newHostCOW(b, cowScatterSize)
+		b.ResetTimer()
+		for range b.N {
+			b.StopTimer()
+			m := h.mapPrivate(b)
+			b.StartTimer()
+			for _, p := range scatterOrder {
+				m[2*p*hostarch.PageSize] = 1
+			}
+			b.StopTimer()
+			unix.Munmap(m)
+			b.StartTimer()
+		}
+	}},
+	{"CloneScatter64MiB", "plain", func(b *testing.B) {
+		as, a := cowSpace(b, cowScatterSize)
+		ctx := context.Background()
+		one := []byte{1}
+		for b.Loop() {
+			for _, p := range scatterOrder {
+				if _, err := as.CopyOut(ctx, a+hostarch.Addr(2*p*hostarch.PageSize), one, usermem.IOOpts{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}},
+	{"Capacity", "mappings", func(b *testing.B) {
+		// Isolated one-page mappings, each touched, until ENOMEM.
+		n := 0
+		for b.Loop() {
+			as, err := addrspace.New(addrspace.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			for n = 0; ; n++ {
+				a, err := as.Mmap(addrspace.MmapOpts{Addr: hostarch.Addr((n + 1) * 2 * hostarch.PageSize), Fixed: true,
+					Length: hostarch.PageSize, Perms: hostarch.ReadWrite, Private: true})
+				if err != nil {
+					if !errors.Is(err, unix.ENOMEM) {
+						b.Fatal(err)
+					}
+					break
+				}
+				if _, err := as.CopyOut(ctx, a, []byte{1}, usermem.IOOpts{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			as.Close()
+		}
+		b.ReportMetric(float64(n), "mappings")
+	}},
+	{"Capacity", "spaces64GiB", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			var spaces []*addrspace.AddressSpace
+			for {
+				as, err := addrspace.New(addrspace.Options{Size: 64 << 30})
+				if err != nil {
+					if !errors.Is(err, unix.ENOMEM) {
+						b.Fatal(err)
+					}
+					break
+				}
+				spaces = append(spaces, as)
+			}
+			n = len(spaces)
+			for _, as := range spaces {
+				as.Close()
+			}
+			spaces = nil
+			runtime.GC()
+		}
+		b.ReportMetric(float64(n), "spaces")
+	}},
+}
+
+func hostMappings(b *testing.B, as *addrspace.AddressSpace) int {
+	st, err := as.Stats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st.HostMappings
+}
