@@ -102,3 +102,48 @@ func TestCloseDuringBlockedTransfer(t *testing.T) {
 }
 
 var blockCh chan struct{}
+
+// TestTransferDoesNotStallMapping gives CopyOutFrom a large copy-on-write
+// destination and a reader that delivers 16 bytes: faulting the range in
+// takes the mapping lock one window at a time, so an Mmap on another
+// goroutine completes while the transfer is still faulting pages in.
+func TestTransferDoesNotStallMapping(t *testing.T) {
+	const n = 256 << 20
+	as := newAS(t, 1<<30)
+	a := mustMmap(t, as, MmapOpts{Length: n, Perms: hostarch.ReadWrite, Private: true})
+	if _, err := as.ZeroOut(ctx, a, n, usermem.IOOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	child := mustClone(t, as)
+	defer child.Close()
+	transferDone := make(chan struct{})
+	mmapDone := make(chan struct{})
+	started := make(chan struct{})
+	go func() {
+		defer close(transferDone)
+		close(started)
+		got, err := as.CopyOutFrom(ctx, hostarch.AddrRangeSeqOf(hostarch.AddrRange{Start: a, End: a + n}),
+			safemem.FromIOReader{Reader: bytes.NewReader([]byte("sixteen bytes!!!"))}, usermem.IOOpts{})
+		if got != 16 || err != nil {
+			t.Errorf("CopyOutFrom = %d, %v; want 16, nil", got, err)
+		}
+	}()
+	<-started
+	time.Sleep(5 * time.Millisecond)
+	go func() {
+		defer close(mmapDone)
+		if _, err := as.Mmap(MmapOpts{Length: pg, Perms: hostarch.Read, Private: true}); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-mmapDone:
+	case <-transferDone:
+		<-mmapDone
+		t.Fatal("Mmap waited for the whole transfer")
+	}
+	<-transferDone
+	if got := readAt(t, as, a, 16); string(got) != "sixteen bytes!!!" {
+		t.Fatalf("reads %q", got)
+	}
+}

@@ -7,23 +7,52 @@
 //
 // # How it works
 //
-// An AddressSpace of Size bytes reserves two ranges of host address space of
-// Size bytes each: the app view, whose pages carry the application's
-// protections (Perms), and the max view, whose pages carry the most the
-// mapped target allows (MaxPerms). Simulated address a is host address
-// view+a. Every mapped page is a MAP_SHARED host mapping of (file, offset)
-// in both views, so both always show the same bytes. A copy is a bounds
-// check and one fault-safe memmove over a view: no lock and no lookup, the
-// host MMU checks every permission. Only when the copy faults does the
-// address space take its lock, look the address up, and either return
-// EFAULT (unmapped page, forbidden access, SIGBUS) or resolve the fault
-// (copy-on-write) and resume the copy.
+// An AddressSpace of Size bytes reserves a range of host address space of
+// Size bytes, the app view, whose pages carry the application's protections
+// (Perms): simulated address a is host address view+a. A second view, the
+// max view, whose pages carry the most the mapped target allows
+// (MaxPerms), is reserved the first time an IOOpts.IgnorePermissions
+// access needs it. Every mapped page is a MAP_SHARED host mapping of (file,
+// offset) in the views, so both always show the same bytes. A copy is a
+// bounds check and one fault-safe memmove over a view: no lock and no
+// lookup, the host MMU checks every permission. Only when the copy faults
+// does the address space take its lock, look the address up, and either
+// return EFAULT (unmapped page, forbidden access, SIGBUS) or have the page
+// table (package pma) back and map the page, then resume the copy.
+//
+// Pages are backed lazily, as Linux backs them: Mmap records the mapping
+// and touches nothing on the host; the first access to a page faults and
+// the page table maps a window of pages around it (fresh memory-file pages
+// for private anonymous memory, the file's pages for file and shared
+// mappings). A write to a page that Clone shares copies the run of shared
+// pages around it into neighbouring memory-file offsets (fault-around), so
+// that copies merge into one host mapping. A write to a private file page
+// copies that page alone (with the copy-on-write pages next to it): its
+// neighbours keep showing the file, as on Linux.
+//
+// # Host budgets
+//
+// Every address space shares the host's vm.max_map_count and address space
+// with the Go runtime, which dies when its own mmap fails. So the page table
+// keeps one account for the process (HostStats): each address space
+// commits up to two host mappings per mapping (the mapping and a gap), and
+// a call that would take the process past vm.max_map_count less a headroom
+// (the larger of a tenth and 4,096 mappings) fails with ENOMEM and changes
+// nothing, as Linux's mmap, mprotect, munmap and mremap do at the limit. A
+// fault never fails for want of host mappings: where copy-on-write would
+// fragment beyond the commitment, the page table re-lays the mapping into
+// one run, or drops its own host mappings (the views are a cache: dropped
+// pages fault back in). Options.MaxMapCount limits one space's mappings the
+// way vm.max_map_count limits a Linux process's. New leaves 256 GiB of
+// contiguous host address space free for the rest of the process.
 //
 // # Linux concepts and the types that play them
 //
 //	mm_struct                  AddressSpace
 //	vm_area_struct (VMA)       an entry of the AddressSpace's B-tree (see Mappings)
-//	page tables / PTEs         host mappings in the two views (package pma)
+//	page tables / PTEs         pma.Table: the backing of each touched page, and
+//	                             its host mappings in the views
+//	vm.max_map_count           Options.MaxMapCount; HostStats for the process
 //	anonymous memory, shmem    pages of the AddressSpace's memory file (memfd)
 //	page cache                 the user's file, mapped MAP_SHARED
 //	copy-on-write (private     the page write-protected on the host; the first
@@ -40,9 +69,23 @@
 //
 // All methods are safe for concurrent use. Copies take no lock; the
 // memory-management calls and fault resolution hold the address space's
-// mutex, and Clone, Mprotect and Madvise also wait for CopyOutFrom calls in
-// progress. A copy racing with Munmap sees, page by page, either the old
-// mapping or EFAULT, as on Linux. Close must be called only after every
-// other call on the AddressSpace has returned; calls made after Close
-// return an error and touch no host memory.
+// mutex, and Clone, Mprotect and Madvise also wait for CopyOutFrom and
+// CopyInTo calls in progress. A copy racing with Munmap sees, page by page,
+// either the old mapping or EFAULT, as on Linux. Close may be called at any
+// time: calls in progress fail with an error wrapping ErrClosed or
+// complete, and none touches memory that anything else was given later.
+//
+// Lock order (the one lock tree; a function that needs a lock says so in a
+// "Preconditions:" line):
+//
+//	AddressSpace.activeMu   held for reading by CopyOutFrom and CopyInTo
+//	                        while their reader or writer runs; for writing by
+//	                        Clone, Mprotect, Madvise
+//	  AddressSpace.mu       the VMA tree, the page table (pma.Table) and every
+//	                        host mapping change of the space; fault resolution
+//	    pma.MemoryFile.mu   the memory file's allocator and reference counts
+//	    pma's account.mu    the process-wide host account (a leaf)
+//
+// A Clone holds the parent's mu while it builds the child, whose locks it
+// never takes (nothing else can reach the child yet).
 package addrspace
