@@ -27,19 +27,21 @@ const maxNoProgress = 8
 // view is needed and cannot be reserved.
 func (as *AddressSpace) view(opts usermem.IOOpts) unsafe.Pointer {
 	if opts.IgnorePermissions {
-		if p := as.maxBase.Load(); p != nil {
-			return unsafe.Pointer(p)
-		}
 		return as.maxView()
 	}
 	return as.appBase
 }
 
-// maxView reserves the max view, which only IgnorePermissions accesses use,
-// on first use. It returns nil if the host refuses (or the space is closed).
+// maxView returns the base of the max view, which only IgnorePermissions
+// accesses use, reserving it on first use. It returns nil if the host
+// refuses (or the space is closed). It is kept out of line so that view,
+// on every copy's fast path, inlines.
 //
 //go:noinline
 func (as *AddressSpace) maxView() unsafe.Pointer {
+	if p := as.maxBase.Load(); p != nil {
+		return unsafe.Pointer(p)
+	}
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	if as.closed.Load() {
