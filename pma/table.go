@@ -915,6 +915,9 @@ func (t *Table) Move(start, end, dst uint64) error {
 // same pages: fork(2) for one private mapping. Nothing is mapped in the
 // child until it faults.
 func (t *Table) Share(child *Table, start, end uint64) error {
+	if child.mem != t.mem {
+		panic("pma: Share with a table over another memory file")
+	}
 	t.splitAt(start)
 	t.splitAt(end)
 	for _, e := range t.entriesIn(start, end) {

@@ -1,7 +1,10 @@
 package pma
 
 import (
+	"unsafe"
+
 	"github.com/mmsim/mmsim/hostarch"
+	"github.com/mmsim/mmsim/safemem"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,3 +43,9 @@ func (v *View) Protect(off, length uint64, prot int) error {
 }
 
 func (v *View) Release() error { return v.release() }
+
+// viewBlockAt returns the block of n bytes at host address addr (a view's).
+func viewBlockAt(addr uintptr, n int) safemem.Block {
+	// The view is not Go memory: convert without vet's unsafeptr check.
+	return safemem.BlockFromUnsafePointer(*(*unsafe.Pointer)(unsafe.Pointer(&addr)), n)
+}
