@@ -52,6 +52,17 @@ var copyPaths = []copyPath{
 		}
 		checkCopied(b, fx.buf, fx.view)
 	}},
+	{"safemem.CopySeq", func(b *testing.B, fx *fixture) {
+		dst := safemem.BlockSeqOf(safemem.BlockFromUnsafeSlice(fx.buf))
+		src := safemem.BlockSeqOf(safemem.BlockFromUnsafeSlice(fx.view))
+		prepare(fx.buf, fx.view)
+		for b.Loop() {
+			if _, err := safemem.CopySeq(dst, src); err != nil {
+				b.Fatal(err)
+			}
+		}
+		checkCopied(b, fx.buf, fx.view)
+	}},
 	{"CopyIn", func(b *testing.B, fx *fixture) {
 		ctx, as, addr := context.Background(), fx.as, fx.addr
 		prepare(fx.buf, fx.view)

@@ -173,6 +173,12 @@ func (bs BlockSeq) String() string {
 // It stops at the first fault: it returns the total number of bytes copied
 // before the first byte that could not be accessed, and the fault's error.
 func CopySeq(dsts, srcs BlockSeq) (uint64, error) {
+	// One Block each side (the common case: a syscall's one buffer) is one
+	// Copy, without walking the sequences.
+	if dsts.limit == uint64(dsts.head.length) && srcs.limit == uint64(srcs.head.length) {
+		n, err := Copy(dsts.head, srcs.head)
+		return uint64(n), err
+	}
 	var done uint64
 	for !dsts.IsEmpty() && !srcs.IsEmpty() {
 		n, err := Copy(dsts.head, srcs.head)
@@ -190,6 +196,10 @@ func CopySeq(dsts, srcs BlockSeq) (uint64, error) {
 // zeroed. It stops at the first fault, returning the total zeroed before it
 // and the fault's error.
 func ZeroSeq(dsts BlockSeq) (uint64, error) {
+	if dsts.limit == uint64(dsts.head.length) {
+		n, err := Zero(dsts.head)
+		return uint64(n), err
+	}
 	var done uint64
 	for !dsts.IsEmpty() {
 		n, err := Zero(dsts.head)

@@ -121,8 +121,8 @@ func writeTables(w io.Writer, r *Report) {
 		}
 		t.write(w)
 	}
-	writeCopy("mmsim's paths (AddressSpace unless named)", []string{"copy", "BytesIO", "safemem.Copy", "CopyIn", "CopyOut", "IgnorePerms", "IOSeq16", "ZeroOut"})
-	writeCopy("Peers on the same memory", []string{"copy", "CopyIn", "CopyOut", "gvisor.CopyIn", "gvisor.CopyOut", "gvisor.CopySeq", "unicorn.read", "unicorn.write"})
+	writeCopy("mmsim's paths (AddressSpace unless named)", []string{"copy", "BytesIO", "safemem.Copy", "safemem.CopySeq", "CopyIn", "CopyOut", "IgnorePerms", "IOSeq16", "ZeroOut"})
+	writeCopy("Peers on the same memory", []string{"copy", "CopyIn", "CopyOut", "safemem.CopySeq", "gvisor.CopyIn", "gvisor.CopyOut", "gvisor.CopySeq", "unicorn.read", "unicorn.write"})
 
 	fmt.Fprintln(w, "\nTime per call, ns (median)")
 	var t table
