@@ -223,6 +223,87 @@ func (as *AddressSpace) copyInSlow(base, src unsafe.Pointer, dst []byte, rawFaul
 	return int(done), err
 }
 
+var _ usermem.VecIO = (*AddressSpace)(nil)
+
+// CopyInSeq implements usermem.VecIO.CopyInSeq: CopyInVec over ars in one
+// call, with one fault-safe copy per range and no lock (faults resolve as
+// in CopyIn).
+func (as *AddressSpace) CopyInSeq(ctx context.Context, ars hostarch.AddrRangeSeq, dst []byte, opts usermem.IOOpts) (int, error) {
+	base := as.view(opts)
+	done := 0
+	for ; !ars.IsEmpty() && done < len(dst); ars = ars.Tail() {
+		ar := ars.Head()
+		n := len(dst) - done
+		if uint64(n) > uint64(ar.Length()) {
+			n = int(ar.Length())
+		}
+		if n == 0 {
+			if as.closed.Load() { // as CopyIn of nothing reports
+				return done, errClosedIO
+			}
+			continue
+		}
+		if !as.ioRange(ar.Start, uint64(n)) {
+			return done, as.ioRangeErr(ar.Start, hostarch.Read)
+		}
+		if base == nil {
+			return done, as.errNoView(ar.Start, hostarch.Read)
+		}
+		d := dst[done : done+n]
+		src := unsafe.Add(base, ar.Start)
+		fault, k, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(d))), uintptr(src), uintptr(n))
+		if sig != 0 {
+			m, err := as.copyInSlow(base, src, d, fault, k, sig, opts)
+			done += m
+			if err != nil {
+				return done, err
+			}
+			continue
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// CopyOutSeq implements usermem.VecIO.CopyOutSeq: CopyOutVec over ars in
+// one call, as CopyInSeq.
+func (as *AddressSpace) CopyOutSeq(ctx context.Context, ars hostarch.AddrRangeSeq, src []byte, opts usermem.IOOpts) (int, error) {
+	base := as.view(opts)
+	done := 0
+	for ; !ars.IsEmpty() && done < len(src); ars = ars.Tail() {
+		ar := ars.Head()
+		n := len(src) - done
+		if uint64(n) > uint64(ar.Length()) {
+			n = int(ar.Length())
+		}
+		if n == 0 {
+			if as.closed.Load() { // as CopyOut of nothing reports
+				return done, errClosedIO
+			}
+			continue
+		}
+		if !as.ioRange(ar.Start, uint64(n)) {
+			return done, as.ioRangeErr(ar.Start, hostarch.Write)
+		}
+		if base == nil {
+			return done, as.errNoView(ar.Start, hostarch.Write)
+		}
+		s := src[done : done+n]
+		dst := unsafe.Add(base, ar.Start)
+		fault, k, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(s))), uintptr(n))
+		if sig != 0 {
+			m, err := as.copyOutSlow(base, dst, s, fault, k, sig, opts)
+			done += m
+			if err != nil {
+				return done, err
+			}
+			continue
+		}
+		done += n
+	}
+	return done, nil
+}
+
 // closedErr returns the error for an empty transfer: none, unless closed.
 func (as *AddressSpace) closedErr() error {
 	if as.closed.Load() {

@@ -183,6 +183,9 @@ func (rw *IOReadWriter) advance(n int, err *error) {
 //
 // Postconditions: CopyOutVec does not retain src.
 func CopyOutVec(ctx context.Context, uio IO, ars hostarch.AddrRangeSeq, src []byte, opts IOOpts) (int, error) {
+	if v, ok := uio.(VecIO); ok {
+		return v.CopyOutSeq(ctx, ars, src, opts)
+	}
 	var done int
 	for !ars.IsEmpty() && done < len(src) {
 		ar := ars.Head()
@@ -200,6 +203,28 @@ func CopyOutVec(ctx context.Context, uio IO, ars hostarch.AddrRangeSeq, src []by
 	return done, nil
 }
 
+// A VecIO is an IO that also copies to and from a whole sequence of ranges
+// in one call, faster than a call per range. CopyOutVec and CopyInVec (and
+// so IOSequence.CopyOut and CopyIn) use these methods when uio has them, as
+// io.Copy uses an io.WriterTo; IOs without them (BytesIO, say) get the
+// per-range loop.
+//
+// CopyOutSeq and CopyInSeq must return exactly what CopyOutVec and
+// CopyInVec would return for the same IO without them: the bytes of each
+// range in order, zero-length ranges skipped, stopping at the first range
+// that fails with the count of every byte moved before the failure.
+type VecIO interface {
+	IO
+
+	// CopyOutSeq copies min(ars.NumBytes(), len(src)) bytes of src to the
+	// memory mapped at ars, as CopyOutVec does.
+	CopyOutSeq(ctx context.Context, ars hostarch.AddrRangeSeq, src []byte, opts IOOpts) (int, error)
+
+	// CopyInSeq copies min(ars.NumBytes(), len(dst)) bytes from the memory
+	// mapped at ars to dst, as CopyInVec does.
+	CopyInSeq(ctx context.Context, ars hostarch.AddrRangeSeq, dst []byte, opts IOOpts) (int, error)
+}
+
 // CopyInVec copies bytes from the memory mapped at ars in uio to dst. The
 // maximum number of bytes copied is ars.NumBytes() or len(dst), whichever is
 // less. CopyInVec returns the number of bytes copied; if this is less than the
@@ -211,6 +236,9 @@ func CopyOutVec(ctx context.Context, uio IO, ars hostarch.AddrRangeSeq, src []by
 // Postconditions: CopyInVec does not retain dst. Bytes of dst past the
 // returned count may have been written.
 func CopyInVec(ctx context.Context, uio IO, ars hostarch.AddrRangeSeq, dst []byte, opts IOOpts) (int, error) {
+	if v, ok := uio.(VecIO); ok {
+		return v.CopyInSeq(ctx, ars, dst, opts)
+	}
 	var done int
 	for !ars.IsEmpty() && done < len(dst) {
 		ar := ars.Head()
