@@ -231,8 +231,10 @@ var _ usermem.VecIO = (*AddressSpace)(nil)
 func (as *AddressSpace) CopyInSeq(ctx context.Context, ars hostarch.AddrRangeSeq, dst []byte, opts usermem.IOOpts) (int, error) {
 	base := as.view(opts)
 	done := 0
-	for ; !ars.IsEmpty() && done < len(dst); ars = ars.Tail() {
-		ar := ars.Head()
+	for ar := range ars.All() {
+		if done >= len(dst) {
+			break
+		}
 		n := len(dst) - done
 		if uint64(n) > uint64(ar.Length()) {
 			n = int(ar.Length())
@@ -270,8 +272,10 @@ func (as *AddressSpace) CopyInSeq(ctx context.Context, ars hostarch.AddrRangeSeq
 func (as *AddressSpace) CopyOutSeq(ctx context.Context, ars hostarch.AddrRangeSeq, src []byte, opts usermem.IOOpts) (int, error) {
 	base := as.view(opts)
 	done := 0
-	for ; !ars.IsEmpty() && done < len(src); ars = ars.Tail() {
-		ar := ars.Head()
+	for ar := range ars.All() {
+		if done >= len(src) {
+			break
+		}
 		n := len(src) - done
 		if uint64(n) > uint64(ar.Length()) {
 			n = int(ar.Length())

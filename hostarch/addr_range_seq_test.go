@@ -102,6 +102,20 @@ func checkSeq(t *testing.T, what string, got AddrRangeSeq, m seqModel) {
 		}
 		i++
 	}
+	// All yields the same ranges, and stops when asked.
+	i = 0
+	for ar := range got.All() {
+		if i >= len(want) || ar != want[i] {
+			t.Fatalf("%s: All's range %d = %v, want %v", what, i, ar, want)
+		}
+		i++
+	}
+	if i != len(want) {
+		t.Fatalf("%s: All yields %d ranges, want %d", what, i, len(want))
+	}
+	for range got.All() {
+		break
+	}
 }
 
 func TestAddrRangeSeqTable(t *testing.T) {

@@ -2,6 +2,7 @@ package hostarch
 
 import (
 	"fmt"
+	"iter"
 	"strings"
 	"unsafe"
 )
@@ -123,6 +124,34 @@ func (ars AddrRangeSeq) Head() AddrRange {
 		ar.End = ar.Start + ars.limit
 	}
 	return ar
+}
+
+// All returns an iterator over the AddrRanges of ars in order, zero-length
+// ones included: the ranges that Head yields along Tail, without building
+// each tail (a vectored copy's loop).
+func (ars AddrRangeSeq) All() iter.Seq[AddrRange] {
+	return func(yield func(AddrRange) bool) {
+		switch ars.length {
+		case 0:
+			return
+		case 1:
+			yield(AddrRange{ars.offset, ars.offset + ars.limit})
+			return
+		}
+		limit := ars.limit
+		for i, ar := range unsafe.Slice((*AddrRange)(ars.data), ars.length) {
+			if i == 0 {
+				ar.Start += ars.offset
+			}
+			if ar.Length() > limit {
+				ar.End = ar.Start + limit
+			}
+			limit -= ar.Length()
+			if !yield(ar) {
+				return
+			}
+		}
+	}
 }
 
 // Tail returns an AddrRangeSeq consisting of all AddrRanges in ars after the
