@@ -73,6 +73,8 @@ var scatterOrder = rand.New(rand.NewSource(1)).Perm(cowScatterSize / hostarch.Pa
 // the capacity figures (reported as metrics: the time is how long it took
 // to find them).
 var budgetOpImpls = []opImpl{
+	{"IOSeq16x8B", "perrange", func(b *testing.B) { benchIOSeq16x8(b, false) }},
+	{"IOSeq16x8B", "mmsim", func(b *testing.B) { benchIOSeq16x8(b, true) }},
 	{"CloneWrite16MiB", "plain", func(b *testing.B) {
 		as, a := cowSpace(b, cowSeqSize)
 		src := make([]byte, cowSeqSize)
@@ -230,4 +232,32 @@ func hostMappings(b *testing.B, as *addrspace.AddressSpace) int {
 		b.Fatal(err)
 	}
 	return st.HostMappings
+}
+
+// plainIO hides an IO's usermem.VecIO methods: usermem then copies range by
+// range, as it does for IOs without the fast path.
+type plainIO struct{ usermem.IO }
+
+// benchIOSeq16x8 copies 16 ranges of 8 bytes, each in its own page, with
+// IOSequence.CopyIn: through the vectored fast path (usermem.VecIO), or
+// range by range.
+func benchIOSeq16x8(b *testing.B, vec bool) {
+	fx := getFixture(b, 16*hostarch.PageSize, 0)
+	var ranges []hostarch.AddrRange
+	for i := 15; i >= 0; i-- {
+		start := fx.addr + hostarch.Addr(i*hostarch.PageSize+100)
+		ranges = append(ranges, hostarch.AddrRange{Start: start, End: start + 8})
+	}
+	var io usermem.IO = fx.as
+	if !vec {
+		io = plainIO{fx.as}
+	}
+	seq := usermem.IOSequence{IO: io, Addrs: hostarch.AddrRangeSeqFromSlice(ranges)}
+	buf := make([]byte, 128)
+	ctx := context.Background()
+	for b.Loop() {
+		if n, err := seq.CopyIn(ctx, buf); n != 128 || err != nil {
+			b.Fatal(n, err)
+		}
+	}
 }
