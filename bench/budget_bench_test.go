@@ -261,3 +261,88 @@ func benchIOSeq16x8(b *testing.B, vec bool) {
 		}
 	}
 }
+
+// cloneMappings is the number of mappings the Clone benchmarks copy.
+const cloneMappings = 1000
+
+// hostForkMappings holds the host mappings that make the host fork()
+// baseline copy as many VMAs as Clone copies mappings.
+var hostForkMappings [][]byte
+
+// forkAndExit forks the process; the child exits at once, the parent
+// returns the child's pid. Only raw system calls run in the child (the
+// other threads of the Go runtime are not there).
+//
+//go:norace
+//go:nosplit
+func forkAndExit() (int, unix.Errno) {
+	pid, _, e := unix.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	if pid == 0 {
+		unix.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+	return int(pid), 0
+}
+
+func init() {
+	budgetOpImpls = append(budgetOpImpls,
+		opImpl{"Clone1000", "mmsim", func(b *testing.B) {
+			as, err := addrspace.New(addrspace.Options{Size: 1 << 30})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer as.Close()
+			ctx := context.Background()
+			for i := 0; i < cloneMappings; i++ {
+				perms := hostarch.ReadWrite
+				if i%2 == 1 {
+					perms = hostarch.Read
+				}
+				a, err := as.Mmap(addrspace.MmapOpts{Addr: hostarch.Addr((i + 1) * 2 * hostarch.PageSize), Fixed: true,
+					Length: hostarch.PageSize, Perms: perms, Private: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				as.CopyIn(ctx, a, make([]byte, 1), usermem.IOOpts{})
+			}
+			b.ResetTimer()
+			for range b.N {
+				c, err := as.Clone()
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				c.Close()
+				b.StartTimer()
+			}
+		}},
+		opImpl{"Clone1000", "hostfork", func(b *testing.B) {
+			if len(hostForkMappings) == 0 {
+				for i := 0; i < cloneMappings; i++ {
+					prot := unix.PROT_READ | unix.PROT_WRITE
+					if i%2 == 1 {
+						prot = unix.PROT_READ
+					}
+					m, err := unix.Mmap(-1, 0, hostarch.PageSize, prot, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+					if err != nil {
+						b.Fatal(err)
+					}
+					_ = m[0]
+					hostForkMappings = append(hostForkMappings, m)
+				}
+			}
+			for b.Loop() {
+				pid, e := forkAndExit()
+				if e != 0 {
+					b.Fatal(e)
+				}
+				var ws unix.WaitStatus
+				if _, err := unix.Wait4(pid, &ws, 0, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}},
+	)
+}

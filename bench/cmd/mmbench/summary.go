@@ -163,13 +163,14 @@ var copyColumns = []column{
 // opBaselines names the baseline implementation of each operation, and
 // opLabels describes every implementation.
 var (
-	opOrder  = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB", "IOSeq16x8B", "CloneWrite16MiB", "CloneScatter64MiB", "Capacity"}
+	opOrder  = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB", "IOSeq16x8B", "CloneWrite16MiB", "CloneScatter64MiB", "Clone1000", "Capacity"}
 	opTitles = map[string]string{"CopyStringIn64": "CopyStringIn, 64-byte string", "SwapUint32": "SwapUint32", "MmapMunmap4KiB": "Mmap+Munmap, 4 KiB",
 		"CloneWrite16MiB": "16 MiB written after Clone", "CloneScatter64MiB": "every other page of 64 MiB written after Clone",
-		"Capacity": "capacity before ENOMEM", "IOSeq16x8B": "IOSequence.CopyIn, 16 ranges of 8 B"}
+		"Capacity": "capacity before ENOMEM", "IOSeq16x8B": "IOSequence.CopyIn, 16 ranges of 8 B",
+		"Clone1000": "Clone of 1,000 mappings"}
 	opBaselines = map[string]string{"CopyStringIn64": "go", "SwapUint32": "atomic", "MmapMunmap4KiB": "host",
-		"CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain", "IOSeq16x8B": "perrange"}
-	opImplOrder = []string{"go", "atomic", "plain", "perrange", "host", "mmsim", "BytesIO", "safemem", "gvisor"}
+		"CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain", "IOSeq16x8B": "perrange", "Clone1000": "hostfork"}
+	opImplOrder = []string{"go", "atomic", "plain", "perrange", "host", "hostfork", "mmsim", "BytesIO", "safemem", "gvisor"}
 	opLabels    = map[string]map[string]string{
 		"CopyStringIn64": {"go": "Go: IndexByte + string()", "mmsim": "AddressSpace", "BytesIO": "usermem.BytesIO"},
 		"SwapUint32":     {"atomic": "sync/atomic", "mmsim": "AddressSpace", "safemem": "safemem (unsafe block)", "gvisor": "gVisor safecopy"},
@@ -179,6 +180,7 @@ var (
 		"CloneScatter64MiB": {"plain": "AddressSpace, no Clone", "mmsim": "AddressSpace, after Clone",
 			"host": "host MAP_PRIVATE of a memfd (kernel COW)"},
 		"Capacity":   {"mappings": "touched 1-page mappings in one space", "spaces64GiB": "spaces of 64 GiB"},
+		"Clone1000":  {"hostfork": "host fork()+exit+wait, 1,000 more VMAs", "mmsim": "AddressSpace.Clone"},
 		"IOSeq16x8B": {"perrange": "AddressSpace, one IO call per range", "mmsim": "AddressSpace, usermem.VecIO"},
 	}
 )
@@ -548,6 +550,12 @@ func (r *Report) targets() []Target {
 	if m := r.op("IOSeq16x8B", "mmsim"); m != nil {
 		v := m.NsPerOp.Median / 16
 		ts = append(ts, Target{Name: "IOSequence of 16 ranges of 8 B: ns per range", Value: v, Limit: 4, Better: "lower", Met: v <= 4})
+	}
+	if m := r.op("Clone1000", "mmsim"); m != nil {
+		// Half the 4.6 ms the copy-paths issue measured before the page
+		// table; the host's fork() stands beside it in the table.
+		v := m.NsPerOp.Median / 1e6
+		ts = append(ts, Target{Name: "Clone of 1,000 mappings: ms", Value: v, Limit: 2.3, Better: "lower", Met: v <= 2.3})
 	}
 	if m := r.op("CloneWrite16MiB", "mmsim"); m != nil && m.TimeVsBaseline > 0 {
 		ts = append(ts, Target{Name: "16 MiB sequential write after Clone: time / the same write without Clone", Value: m.TimeVsBaseline, Limit: 5, Better: "lower", Met: m.TimeVsBaseline <= 5})
