@@ -4,7 +4,8 @@
 //
 // # How it works
 //
-// Every routine that may touch such memory is hand-written amd64 assembly. At
+// Every routine that may touch such memory is hand-written assembly (amd64,
+// arm64). At
 // init the package replaces the process's SIGSEGV and SIGBUS handlers (with a
 // raw rt_sigaction, keeping the Go runtime's handler, its flags, mask and
 // restorer). The replacement looks at the program counter of a kernel-raised
@@ -30,5 +31,10 @@
 //
 // # Platforms
 //
-// linux/amd64 only.
+// linux/amd64 and linux/arm64. On arm64 the copy and zero routines use
+// LDP/STP register pairs, the read-modify-writes exclusive (LDAXR/STLXR)
+// loops, and the handler reads the PC from the arm64 sigcontext; the kernel
+// (and qemu-user, on which the arm64 tests run) may report any address
+// inside a faulting access that crosses a page, which the exact-count
+// wrappers do not rely on (see Exact counts).
 package safecopy
