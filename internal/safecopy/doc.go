@@ -20,12 +20,16 @@
 // # Exact counts
 //
 // The assembly uses wide, overlapping and out-of-order accesses, so the address
-// the kernel reports is not by itself the first inaccessible byte. The Go
-// wrappers make the count exact: protections are page-granular, so the whole
-// page holding the reported address is inaccessible; the routines also report
-// how far they had certainly progressed; the wrapper re-runs the range between
-// the two until it completes without a fault. The result is the distance to
-// the first byte that cannot be accessed, whatever the access pattern.
+// the kernel reports is not by itself the first inaccessible byte (x86 reports
+// a byte of the inaccessible page; arm64 may report the start of an access
+// that crosses into it). The Go wrappers make the count exact: protections
+// are page-granular, so the page holding the reported address is the likely
+// culprit; the routines also report how far they had certainly progressed;
+// the wrapper re-runs the range between the two until it completes without
+// a fault, then tries the next byte alone (a one-byte access reports its own
+// address) and, should that succeed, resumes after it. The result is the
+// distance to the first byte that cannot be accessed, whatever the access
+// pattern and whatever address inside the access the kernel reports.
 //
 // This is the technique of gVisor's pkg/safecopy, implemented independently.
 //

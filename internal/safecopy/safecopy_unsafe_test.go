@@ -522,3 +522,26 @@ func TestCopyBothSidesBad(t *testing.T) {
 		}
 	})
 }
+
+// TestFaultAddressBelowPage hands the exact-count wrappers a reported fault
+// address below the inaccessible page, as arm64 may report for an access
+// that crosses into it: the counts must still be exact.
+func TestFaultAddressBelowPage(t *testing.T) {
+	r := mapRegion(t, 4)
+	r.protect(t, 2, 1, unix.PROT_NONE)
+	other := mapRegion(t, 1)
+	boundary := r.addr() + 2*pageSize
+	for _, off := range []uintptr{1, 8, 100, pageSize} {
+		start := boundary - off
+		for _, f := range []uintptr{start, boundary - 1, boundary - off/2} {
+			done, fault, sig := copyFault(ptr(other.addr()), ptr(start), 2*off, f, 0, int32(unix.SIGSEGV))
+			if done != off || fault != boundary || sig != unix.SIGSEGV {
+				t.Errorf("copyFault(src bad at %d, reported %#x) = (%d, %#x, %v), want (%d, %#x, SIGSEGV)", off, f, done, fault, sig, off, boundary)
+			}
+			done, fault, sig = zeroFault(ptr(start), 2*off, f, 0, int32(unix.SIGSEGV))
+			if done != off || fault != boundary || sig != unix.SIGSEGV {
+				t.Errorf("zeroFault(bad at %d, reported %#x) = (%d, %#x, %v), want (%d, %#x, SIGSEGV)", off, f, done, fault, sig, off, boundary)
+			}
+		}
+	}
+}
