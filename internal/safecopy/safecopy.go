@@ -42,7 +42,9 @@ func Copy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig unix.Sig
 }
 
 // FinishCopy returns Copy's results for a call Memcpy(dst, src, n) that
-// returned fault, done and a non-zero sig.
+// returned fault, done and a non-zero sig. Those include success (done == n,
+// sig == 0): the rest of the copy is retried, and the inaccessible page may
+// have become accessible meanwhile.
 func FinishCopy(dst, src unsafe.Pointer, n, fault, done uintptr, sig int32) (uintptr, uintptr, unix.Signal) {
 	return copyFault(dst, src, n, fault, done, sig)
 }
