@@ -17,6 +17,22 @@
 // in ordinary Go code crashes (or panics under debug.SetPanicOnFault) exactly
 // as it would without this package.
 //
+// Only faults raised by the kernel are claimed: a SIGSEGV or SIGBUS sent by
+// a process (kill, tgkill, sigqueue: si_code <= 0) goes to the Go runtime
+// even if it interrupts a routine here, as it would without this package.
+//
+// # Other signal handlers
+//
+// The handler must stay installed. Code that installs its own SIGSEGV or
+// SIGBUS handler later (typically a C library, through sigaction(3)) takes
+// every fault from then on; unless it chains to the handler it replaced, the
+// first fault in a copy kills the process, often without a message.
+// CheckHandlers reports such a replacement (addrspace.New calls it and
+// refuses with unix.EBUSY); a handler installed after that point cannot be
+// detected before it takes a fault. A handler installed before the Go
+// program starts (a C constructor) is fine: the Go runtime forwards the
+// faults that are not its own to it, and this package chains to the runtime.
+//
 // # Exact counts
 //
 // The assembly uses wide, overlapping and out-of-order accesses, so the address
