@@ -96,6 +96,9 @@ type AddressSpace struct {
 // page size, and one wrapping ENOMEM if the host cannot reserve the address
 // space (or create the memory file).
 func New(opts Options) (*AddressSpace, error) {
+	if err := checkHost(); err != nil {
+		return nil, err
+	}
 	size := opts.Size
 	if size == 0 {
 		size = DefaultSize
