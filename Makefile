@@ -5,9 +5,9 @@ FUZZTIME ?= 10s
 # Nested modules (each has its own go.mod) tested along with the root one.
 NESTED   := $(patsubst %/go.mod,%,$(wildcard */go.mod))
 
-.PHONY: test fmt-check vet unit fuzz-smoke fuzz bench arm64
+.PHONY: test fmt-check vet staticcheck unit fuzz-smoke fuzz bench arm64
 
-test: fmt-check vet unit fuzz-smoke arm64
+test: fmt-check vet staticcheck unit fuzz-smoke arm64
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
@@ -16,6 +16,20 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	@for m in $(NESTED); do echo "go vet ($$m)"; (cd $$m && $(GO) vet ./...) || exit 1; done
+
+# staticcheck over the root module (for amd64 and arm64) and the nested
+# ones, with its default checks. Installed (pinned) into GOPATH/bin when
+# that version is missing; `make staticcheck STATICCHECK=...` uses another.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK         ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+
+staticcheck:
+	@$(STATICCHECK) -version 2>/dev/null | grep -q '($(STATICCHECK_VERSION:v%=%))' || { \
+		echo "go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)"; \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); }
+	$(STATICCHECK) ./...
+	GOARCH=arm64 $(STATICCHECK) ./...
+	@for m in $(NESTED); do echo "staticcheck ($$m)"; (cd $$m && $(STATICCHECK) ./...) || exit 1; done
 
 unit:
 	$(GO) test -race -count=1 ./...

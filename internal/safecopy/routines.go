@@ -1,5 +1,7 @@
 //go:build linux && (amd64 || arm64)
 
+//lint:file-ignore U1000 sigHandler and the fault stubs are only referenced from assembly (routineAddrs); they are declared for vet.
+
 package safecopy
 
 // The assembly routines below are ABI0 functions with no frame. If one of them
