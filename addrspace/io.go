@@ -501,9 +501,9 @@ func (as *AddressSpace) prefaultWrite(ars hostarch.AddrRangeSeq, opts usermem.IO
 }
 
 // writable reports whether the host page at p accepts writes, by a
-// compare-and-swap of a word with itself: it changes nothing, but x86
-// performs the write cycle (and faults on a read-only page) whether or not
-// the comparison succeeds.
+// compare-and-swap of a word with itself: it changes nothing, but
+// safecopy.CompareAndSwapUint32 is a write access (and faults on a read-only
+// page) whether or not the comparison succeeds, on amd64 and arm64 alike.
 func writable(p unsafe.Pointer) bool {
 	v, _, sig := safecopy.LoadUint32(p)
 	if sig != 0 {

@@ -196,6 +196,11 @@ func SwapUint64(p unsafe.Pointer, new uint64) (old uint64, fault uintptr, sig un
 // the swap happened). If the access faults, prev is 0, fault is addr and sig
 // is unix.SIGSEGV or unix.SIGBUS; otherwise fault and sig are 0.
 //
+// It is a write access even when the comparison fails (the value read is
+// written back, changing nothing), so a read-only page always faults: on
+// amd64 by LOCK CMPXCHG's own semantics, on arm64 by construction
+// (atomic_arm64.s). The same holds for CompareAndSwapUint64.
+//
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
 func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, fault uintptr, sig unix.Signal) {
 	addr := uintptr(p)
