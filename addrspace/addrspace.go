@@ -103,6 +103,9 @@ type AddressSpace struct {
 // memory file cannot be created (the process is out of file descriptors,
 // say).
 func New(opts Options) (*AddressSpace, error) {
+	if err := checkHost(); err != nil {
+		return nil, err
+	}
 	size := opts.Size
 	if size == 0 {
 		size = DefaultSize

@@ -1044,7 +1044,6 @@ func TestAdvMremapUnmappedShrink(t *testing.T) {
 type cloningReader struct {
 	as     *AddressSpace
 	data   []byte
-	err    error
 	clone  bool
 	cloned chan error
 }

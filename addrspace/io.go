@@ -185,6 +185,9 @@ func (as *AddressSpace) CopyOut(ctx context.Context, addr hostarch.Addr, src []b
 //go:noinline
 func (as *AddressSpace) copyOutSlow(base, dst unsafe.Pointer, src []byte, rawFault, rawDone uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
 	done, fault, sig := safecopy.FinishCopy(dst, unsafe.Pointer(unsafe.SliceData(src)), uintptr(len(src)), rawFault, rawDone, rawSig)
+	if sig == 0 { // another thread resolved the fault meanwhile
+		return len(src), nil
+	}
 	done, err := as.finish(base, uintptr(len(src)), done, fault, sig, hostarch.Write, opts, func(from uintptr) (uintptr, uintptr, unix.Signal) {
 		return safecopy.Copy(unsafe.Add(dst, from), unsafe.Pointer(unsafe.SliceData(src[from:])), uintptr(len(src))-from)
 	})
@@ -217,6 +220,9 @@ func (as *AddressSpace) CopyIn(ctx context.Context, addr hostarch.Addr, dst []by
 //go:noinline
 func (as *AddressSpace) copyInSlow(base, src unsafe.Pointer, dst []byte, rawFault, rawDone uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
 	done, fault, sig := safecopy.FinishCopy(unsafe.Pointer(unsafe.SliceData(dst)), src, uintptr(len(dst)), rawFault, rawDone, rawSig)
+	if sig == 0 { // another thread resolved the fault meanwhile
+		return len(dst), nil
+	}
 	done, err := as.finish(base, uintptr(len(dst)), done, fault, sig, hostarch.Read, opts, func(from uintptr) (uintptr, uintptr, unix.Signal) {
 		return safecopy.Copy(unsafe.Pointer(unsafe.SliceData(dst[from:])), unsafe.Add(src, from), uintptr(len(dst))-from)
 	})

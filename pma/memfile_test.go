@@ -411,7 +411,7 @@ func TestShareClose(t *testing.T) {
 	if m.Shared() {
 		t.Fatal("new file Shared")
 	}
-	if m.Share() != m || m.Share() != m {
+	if s1, s2 := m.Share(), m.Share(); s1 != m || s2 != m {
 		t.Fatal("Share returned another file")
 	}
 	if !m.Shared() {

@@ -1,4 +1,4 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package safecopy
 
@@ -42,7 +42,9 @@ func Copy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig unix.Sig
 }
 
 // FinishCopy returns Copy's results for a call Memcpy(dst, src, n) that
-// returned fault, done and a non-zero sig.
+// returned fault, done and a non-zero sig. Those include success (done == n,
+// sig == 0): the rest of the copy is retried, and the inaccessible page may
+// have become accessible meanwhile.
 func FinishCopy(dst, src unsafe.Pointer, n, fault, done uintptr, sig int32) (uintptr, uintptr, unix.Signal) {
 	return copyFault(dst, src, n, fault, done, sig)
 }
@@ -50,14 +52,20 @@ func FinishCopy(dst, src unsafe.Pointer, n, fault, done uintptr, sig int32) (uin
 // copyFault turns a faulting memcpy into an exact count. f is the address the
 // kernel reported, lb the number of leading bytes memcpy had certainly copied.
 //
+// The kernel's address lies inside the faulting access, and that access
+// touches the first inaccessible byte or one beyond it; x86 reports a byte of
+// the inaccessible page, but arm64 may report the start of an access that
+// crosses into it. So the page of f is only a guess: the bytes up to it are
+// copied again, then the byte there is tried alone, and if it succeeds the
+// copy resumes after it.
+//
 //go:noinline
 func copyFault(dstp, srcp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
 	for {
 		// Addresses are compared as integers; memory is only reached
 		// through the pointers.
 		dst, src := uintptr(dstp), uintptr(srcp)
-		// k: index of a byte known to be inaccessible (on side base).
-		var base uintptr
+		var base uintptr // the side f is on
 		switch {
 		case f-src < n:
 			base = src
@@ -66,19 +74,33 @@ func copyFault(dstp, srcp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, u
 		default:
 			panic(fmt.Sprintf("safecopy: signal %d at %#x outside src [%#x, %#x) and dst [%#x, %#x)", s, f, src, src+n, dst, dst+n))
 		}
+		// k: the first byte of the page of f, if above lb.
 		k := lb
 		if p := f & pageMask; p > base+lb {
 			k = p - base
 		}
-		if k == lb {
-			return k, base + k, unix.Signal(s)
+		if k > lb {
+			// [0, lb) is copied; copy [lb, k), which may still fault lower.
+			f2, lb2, s2 := memcpy(uintptr(unsafe.Add(dstp, lb)), uintptr(unsafe.Add(srcp, lb)), k-lb)
+			if s2 != 0 {
+				f, lb, s = f2, lb+lb2, s2
+				continue
+			}
 		}
-		// [0, lb) is copied; copy [lb, k), which may still fault lower.
-		f2, lb2, s2 := memcpy(uintptr(unsafe.Add(dstp, lb)), uintptr(unsafe.Add(srcp, lb)), k-lb)
+		// [0, k) is copied. A one-byte access reports its own address.
+		f2, _, s2 := memcpy(uintptr(unsafe.Add(dstp, k)), uintptr(unsafe.Add(srcp, k)), 1)
+		if s2 != 0 {
+			return k, f2, unix.Signal(s2)
+		}
+		k++
+		if k == n {
+			return n, 0, 0
+		}
+		f2, lb2, s2 := memcpy(uintptr(unsafe.Add(dstp, k)), uintptr(unsafe.Add(srcp, k)), n-k)
 		if s2 == 0 {
-			return k, base + k, unix.Signal(s)
+			return n, 0, 0
 		}
-		f, lb, s = f2, lb+lb2, s2
+		f, lb, s = f2, k+lb2, s2
 	}
 }
 
@@ -112,14 +134,26 @@ func zeroFault(dstp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, uintptr
 		if p := f & pageMask; p > dst+lb {
 			k = p - dst
 		}
-		if k == lb {
-			return k, dst + k, unix.Signal(s)
+		if k > lb {
+			f2, lb2, s2 := memclr(uintptr(unsafe.Add(dstp, lb)), k-lb)
+			if s2 != 0 {
+				f, lb, s = f2, lb+lb2, s2
+				continue
+			}
 		}
-		f2, lb2, s2 := memclr(uintptr(unsafe.Add(dstp, lb)), k-lb)
+		f2, _, s2 := memclr(uintptr(unsafe.Add(dstp, k)), 1)
+		if s2 != 0 {
+			return k, f2, unix.Signal(s2)
+		}
+		k++
+		if k == n {
+			return n, 0, 0
+		}
+		f2, lb2, s2 := memclr(uintptr(unsafe.Add(dstp, k)), n-k)
 		if s2 == 0 {
-			return k, dst + k, unix.Signal(s)
+			return n, 0, 0
 		}
-		f, lb, s = f2, lb+lb2, s2
+		f, lb, s = f2, k+lb2, s2
 	}
 }
 
@@ -161,6 +195,11 @@ func SwapUint64(p unsafe.Pointer, new uint64) (old uint64, fault uintptr, sig un
 // value there is old, and returns the value that was there (prev == old means
 // the swap happened). If the access faults, prev is 0, fault is addr and sig
 // is unix.SIGSEGV or unix.SIGBUS; otherwise fault and sig are 0.
+//
+// It is a write access even when the comparison fails (the value read is
+// written back, changing nothing), so a read-only page always faults: on
+// amd64 by LOCK CMPXCHG's own semantics, on arm64 by construction
+// (atomic_arm64.s). The same holds for CompareAndSwapUint64.
 //
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
 func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, fault uintptr, sig unix.Signal) {

@@ -1,4 +1,4 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package safecopy
 
@@ -6,14 +6,12 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
 	"unsafe"
 
-	"golang.org/x/sys/cpu"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,41 +54,6 @@ func bytesAt(addr, n uintptr) []byte {
 	return unsafe.Slice((*byte)(ptr(addr)), n)
 }
 
-// strategy forces one of memcpy's and memclr's large-size paths.
-type strategy struct {
-	name                             string
-	avx2                             bool
-	copyRep, copyNT, zeroRep, zeroNT uintptr
-}
-
-const never = ^uintptr(0)
-
-// strategies returns every large-size path this CPU can run. The small-size
-// paths (n <= 256) are the same in all of them.
-func strategies() []strategy {
-	s := []strategy{{name: "sse", copyRep: never, copyNT: never, zeroRep: never, zeroNT: never}}
-	if cpu.X86.HasAVX2 {
-		s = append(s,
-			strategy{name: "avx2", avx2: true, copyRep: never, copyNT: never, zeroRep: never, zeroNT: never},
-			strategy{name: "avx2-nt", avx2: true, copyRep: never, copyNT: 0, zeroRep: never, zeroNT: 0})
-	}
-	return append(s, strategy{name: "rep", avx2: cpu.X86.HasAVX2, copyRep: 0, copyNT: never, zeroRep: 0, zeroNT: never})
-}
-
-// withStrategies runs f once per strategy, then restores the tuning. Tests
-// using it must not run in parallel with others.
-func withStrategies(t *testing.T, f func(t *testing.T)) {
-	saved := strategy{avx2: useAVX2, copyRep: copyRepMin, copyNT: copyNTMin, zeroRep: zeroRepMin, zeroNT: zeroNTMin}
-	defer func() {
-		useAVX2, copyRepMin, copyNTMin, zeroRepMin, zeroNTMin = saved.avx2, saved.copyRep, saved.copyNT, saved.zeroRep, saved.zeroNT
-	}()
-	t.Run("default", f)
-	for _, s := range strategies() {
-		useAVX2, copyRepMin, copyNTMin, zeroRepMin, zeroNTMin = s.avx2, s.copyRep, s.copyNT, s.zeroRep, s.zeroNT
-		t.Run(s.name, f)
-	}
-}
-
 func fill(b []byte, seed byte) {
 	for i := range b {
 		b[i] = byte(i*7) + seed
@@ -105,18 +68,13 @@ type copyCase struct {
 	wantSig           unix.Signal
 }
 
-func (c copyCase) check(t *testing.T, dstOK func(i uintptr) bool) {
+func (c copyCase) check(t *testing.T) {
 	t.Helper()
 	// Give the accessible destination bytes a value the copy must replace.
-	srcOK := func(i uintptr) bool { return c.badSide != "src" || i < c.want }
-	if c.badSide != "dst" {
-		dstOK = func(uintptr) bool { return true }
-	}
 	end := min(c.n, c.want)
 	for i := uintptr(0); i < end; i++ {
 		*(*byte)(ptr(c.dst + i)) = ^*(*byte)(ptr(c.src + i))
 	}
-	_ = srcOK
 	done, fault, sig := uCopy(c.dst, c.src, c.n)
 	if c.want >= c.n {
 		if done != c.n || fault != 0 || sig != 0 {
@@ -171,7 +129,7 @@ func TestCopySmall(t *testing.T) {
 						} else {
 							c.src, c.dst = other.addr(), boundary-off
 						}
-						c.check(t, nil)
+						c.check(t)
 					}
 				}
 			})
@@ -216,7 +174,7 @@ func TestCopyLarge(t *testing.T) {
 						}
 						c := copyCase{dst: dst.addr() + start, src: src.addr() + start, n: n, want: want, badSide: side, wantSig: unix.SIGSEGV}
 						t.Run(fmt.Sprintf("n%d-%s-shift%d-%s", n, side, shift, where), func(t *testing.T) {
-							c.check(t, nil)
+							c.check(t)
 						})
 						if page >= 0 {
 							bad.protect(t, page, 1, unix.PROT_READ|unix.PROT_WRITE)
@@ -314,8 +272,8 @@ func TestSIGBUS(t *testing.T) {
 	withStrategies(t, func(t *testing.T) {
 		for _, off := range []uintptr{0, 1, 7, 8, 31, 32, 100, 255, 256, 4000} {
 			for _, n := range []uintptr{1, 8, 9, 33, 200, 256, 257, 4096, 8192} {
-				copyCase{src: boundary - off, dst: other.addr(), n: n, want: off, badSide: "src", wantSig: unix.SIGBUS}.check(t, nil)
-				copyCase{src: other.addr(), dst: boundary - off, n: min(n, pageSize), want: off, badSide: "dst", wantSig: unix.SIGBUS}.check(t, nil)
+				copyCase{src: boundary - off, dst: other.addr(), n: n, want: off, badSide: "src", wantSig: unix.SIGBUS}.check(t)
+				copyCase{src: other.addr(), dst: boundary - off, n: min(n, pageSize), want: off, badSide: "dst", wantSig: unix.SIGBUS}.check(t)
 				checkZero(t, boundary-off, n, off, unix.SIGBUS)
 			}
 		}
@@ -399,6 +357,28 @@ func TestAtomics(t *testing.T) {
 	}
 }
 
+// TestCompareAndSwapFailingFaults checks that a CompareAndSwap whose
+// comparison fails is still a write access: on a read-only page it faults
+// and changes nothing (addrspace probes writability this way).
+func TestCompareAndSwapFailingFaults(t *testing.T) {
+	r := mapRegion(t, 1)
+	*(*uint64)(ptr(r.addr())) = 0x0000000700000007
+	r.protect(t, 0, 1, unix.PROT_READ)
+	a := r.addr()
+	if v, f, s := uCompareAndSwapUint32(a, 1, 2); f != a || s != unix.SIGSEGV {
+		t.Errorf("failing CompareAndSwapUint32 on PROT_READ = (%d, %#x, %v), want a SIGSEGV at %#x", v, f, s, a)
+	}
+	if v, f, s := uCompareAndSwapUint64(a, 1, 2); f != a || s != unix.SIGSEGV {
+		t.Errorf("failing CompareAndSwapUint64 on PROT_READ = (%d, %#x, %v), want a SIGSEGV at %#x", v, f, s, a)
+	}
+	if v, f, s := uCompareAndSwapUint32(a+4, 7, 7); f != a+4 || s != unix.SIGSEGV {
+		t.Errorf("CompareAndSwapUint32(v, v) on PROT_READ = (%d, %#x, %v), want a SIGSEGV at %#x", v, f, s, a+4)
+	}
+	if v := *(*uint64)(ptr(a)); v != 0x0000000700000007 {
+		t.Errorf("the read-only word changed to %#x", v)
+	}
+}
+
 func TestAtomicMisalignedPanics(t *testing.T) {
 	r := mapRegion(t, 1)
 	defer func() {
@@ -407,50 +387,6 @@ func TestAtomicMisalignedPanics(t *testing.T) {
 		}
 	}()
 	uLoadUint64(r.addr() + 4)
-}
-
-// TestStraddleFaultAddress records what the kernel reports for an access
-// that starts on a good page and ends on a bad one, for each access width the
-// routines use, and checks that the wrappers' counts are exact regardless.
-func TestStraddleFaultAddress(t *testing.T) {
-	r := mapRegion(t, 3)
-	r.protect(t, 2, 1, unix.PROT_NONE)
-	other := mapRegion(t, 1)
-	boundary := r.addr() + 2*pageSize
-	for _, w := range []uintptr{2, 4, 8, 16, 32} {
-		// memcpy of exactly w bytes (or a >256-byte copy for 32) starts with
-		// one w-byte access at its start.
-		n := w
-		if w == 32 {
-			n = 300
-		}
-		if w == 32 && !useAVX2 {
-			continue
-		}
-		src := boundary - w/2
-		f, lb, s := memcpy(other.addr(), src, n)
-		t.Logf("%2d-byte load at page-%d: kernel reports %s (done >= %d)", w, w/2, describe(f, boundary), lb)
-		if s != int32(unix.SIGSEGV) || f < boundary {
-			t.Errorf("%d-byte straddling load: fault %#x sig %d", w, f, s)
-		}
-		f, lb, s = memcpy(src, other.addr(), n)
-		t.Logf("%2d-byte store at page-%d: kernel reports %s (done >= %d)", w, w/2, describe(f, boundary), lb)
-		if s != int32(unix.SIGSEGV) || f < boundary {
-			t.Errorf("%d-byte straddling store: fault %#x sig %d", w, f, s)
-		}
-		if done, fault, _ := uCopy(other.addr(), src, n); done != w/2 || fault != boundary {
-			t.Errorf("Copy straddling %d: (%d, %#x)", w, done, fault)
-		}
-	}
-	if cpu.X86.HasERMS {
-		saved := copyRepMin
-		copyRepMin = 0
-		f, lb, _ := memcpy(other.addr(), boundary-150, 300)
-		t.Logf("REP MOVSB reading into the bad page: kernel reports %s (done >= %d)", describe(f, boundary), lb)
-		f, lb, _ = memcpy(boundary-150, other.addr(), 300)
-		t.Logf("REP MOVSB writing into the bad page: kernel reports %s (done >= %d)", describe(f, boundary), lb)
-		copyRepMin = saved
-	}
 }
 
 func describe(f, boundary uintptr) string {
@@ -513,7 +449,7 @@ func TestGoFaultNotSwallowed(t *testing.T) {
 		fmt.Println("survived a fault")
 		os.Exit(0)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestGoFaultNotSwallowed$", "-test.count=1")
+	cmd := selfCommand("-test.run=^TestGoFaultNotSwallowed$", "-test.count=1")
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -580,4 +516,27 @@ func TestCopyBothSidesBad(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFaultAddressBelowPage hands the exact-count wrappers a reported fault
+// address below the inaccessible page, as arm64 may report for an access
+// that crosses into it: the counts must still be exact.
+func TestFaultAddressBelowPage(t *testing.T) {
+	r := mapRegion(t, 4)
+	r.protect(t, 2, 1, unix.PROT_NONE)
+	other := mapRegion(t, 1)
+	boundary := r.addr() + 2*pageSize
+	for _, off := range []uintptr{1, 8, 100, pageSize} {
+		start := boundary - off
+		for _, f := range []uintptr{start, boundary - 1, boundary - off/2} {
+			done, fault, sig := copyFault(ptr(other.addr()), ptr(start), 2*off, f, 0, int32(unix.SIGSEGV))
+			if done != off || fault != boundary || sig != unix.SIGSEGV {
+				t.Errorf("copyFault(src bad at %d, reported %#x) = (%d, %#x, %v), want (%d, %#x, SIGSEGV)", off, f, done, fault, sig, off, boundary)
+			}
+			done, fault, sig = zeroFault(ptr(start), 2*off, f, 0, int32(unix.SIGSEGV))
+			if done != off || fault != boundary || sig != unix.SIGSEGV {
+				t.Errorf("zeroFault(bad at %d, reported %#x) = (%d, %#x, %v), want (%d, %#x, SIGSEGV)", off, f, done, fault, sig, off, boundary)
+			}
+		}
+	}
 }

@@ -1,30 +1,30 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package safecopy
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"sort"
-	"strconv"
-	"strings"
 	"unsafe"
 
-	"golang.org/x/sys/cpu"
 	"golang.org/x/sys/unix"
 )
 
 // saSiginfo is SA_SIGINFO: the handler takes (signo, siginfo, ucontext).
 const saSiginfo = 0x4
 
-// kernelSigaction is the kernel's struct sigaction for rt_sigaction on amd64.
+// kernelSigaction is the kernel's struct sigaction for rt_sigaction on amd64 and
+// arm64 (the same layout on both).
 type kernelSigaction struct {
 	handler  uintptr
 	flags    uint64
 	restorer uintptr
 	mask     uint64
 }
+
+// ourHandler is sigHandler's address, as installed. Written only in init.
+var ourHandler uintptr
 
 func init() {
 	setTuning()
@@ -34,61 +34,13 @@ func init() {
 	for i := range routines {
 		faultRanges[i] = faultRange{begin: routines[i], end: funcEnd(routines[i]), stub: stubs[i]}
 	}
+	ourHandler = handler
 	if err := replaceHandler(unix.SIGSEGV, handler, &savedSIGSEGV); err != nil {
 		panic(fmt.Sprintf("safecopy: cannot install the SIGSEGV handler: %v", err))
 	}
 	if err := replaceHandler(unix.SIGBUS, handler, &savedSIGBUS); err != nil {
 		panic(fmt.Sprintf("safecopy: cannot install the SIGBUS handler: %v", err))
 	}
-}
-
-// setTuning picks the copy and zero strategies for this CPU. The reasons are
-// measurements (BenchmarkStrategies) on an AMD EPYC with AVX2, ERMS, FSRM and
-// a 32 MiB L3.
-func setTuning() {
-	const never = ^uintptr(0)
-	copyRepMin, copyNTMin, zeroRepMin, zeroNTMin = never, never, never, never
-	useAVX2 = cpu.X86.HasAVX2 // includes the OS saving YMM state
-	if useAVX2 {
-		// Non-temporal stores from 3/8 of the LLC: below, ordinary stores win
-		// (8 MiB: copy +14%, zero +11%), they tie near 10 MiB, and NT wins above
-		// (16 MiB: copy +25%, zero +14%; 64 MiB: copy +60%, zero 3x).
-		copyNTMin = ntThreshold()
-		zeroNTMin = copyNTMin
-		// REP MOVSB/STOSB stay off: never faster than the AVX2 loop at any size
-		// from 1 KiB to 64 MiB (256 KiB copy: -34%, 64 MiB: -17% vs NT).
-		return
-	}
-	if cpu.X86.HasERMS {
-		// Without AVX2, REP MOVSB/STOSB beat the SSE loop from 2 KiB (+25% at
-		// 2 KiB, +60% at 16 KiB); at 1 KiB they tie.
-		copyRepMin, zeroRepMin = 2048, 2048
-	}
-}
-
-// ntThreshold returns the size from which copies and zeroes bypass the cache:
-// 3/8 of the last-level cache, or 12 MiB if sysfs does not say.
-func ntThreshold() uintptr {
-	size := uintptr(32 << 20)
-	for i := 4; i >= 0; i-- {
-		b, err := os.ReadFile(fmt.Sprintf("/sys/devices/system/cpu/cpu0/cache/index%d/size", i))
-		if err != nil {
-			continue
-		}
-		s := strings.TrimSpace(string(b))
-		mult := uintptr(1)
-		switch {
-		case strings.HasSuffix(s, "K"):
-			mult, s = 1<<10, strings.TrimSuffix(s, "K")
-		case strings.HasSuffix(s, "M"):
-			mult, s = 1<<20, strings.TrimSuffix(s, "M")
-		}
-		if v, err := strconv.ParseUint(s, 10, 32); err == nil && v > 0 {
-			size = uintptr(v) * mult
-			break
-		}
-	}
-	return max(size/8*3, 1<<20)
 }
 
 // funcEnd returns the end of the function whose entry is begin: the first
@@ -125,6 +77,39 @@ func replaceHandler(sig unix.Signal, handler uintptr, saved *uintptr) error {
 	sa.handler = handler
 	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&sa)), 0, maskSize, 0, 0); e != 0 {
 		return e
+	}
+	return nil
+}
+
+// CheckHandlers returns nil if the process's SIGSEGV and SIGBUS handlers are
+// still the ones this package installed at init, and otherwise an error
+// wrapping unix.EBUSY that names the signal and the handler found.
+//
+// Every fault-safe routine relies on them: if other code (typically a C
+// library, through sigaction(3)) has installed a handler of its own since, a
+// fault in a copy goes to that handler instead, and unless it chains to the
+// handler it replaced, the process dies, often with no message at all. A
+// handler that does chain works, but cannot be told apart from one that does
+// not, so CheckHandlers reports both. It costs two rt_sigaction calls.
+//
+// A fault that reaches this package's slow path was delivered to its
+// handler, so checking there would only ever see handlers that work: the
+// check belongs before faults are expected (addrspace.New calls it).
+func CheckHandlers() error {
+	for _, sig := range [...]struct {
+		num  unix.Signal
+		name string
+	}{{unix.SIGSEGV, "SIGSEGV"}, {unix.SIGBUS, "SIGBUS"}} {
+		var sa kernelSigaction
+		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig.num), 0, uintptr(unsafe.Pointer(&sa)), 8, 0, 0); e != 0 {
+			return fmt.Errorf("safecopy: querying the %s handler: %w", sig.name, e)
+		}
+		if sa.handler != ourHandler {
+			return fmt.Errorf("safecopy: the %s handler is no longer mmsim's (%#x is installed, flags %#x, in place of %#x): "+
+				"some code, typically a C library, installed its own after the program started, and a fault in a fault-safe copy "+
+				"would go to it and kill the process unless it chains to the previous handler: %w",
+				sig.name, sa.handler, sa.flags, ourHandler, unix.EBUSY)
+		}
 	}
 	return nil
 }

@@ -1,4 +1,6 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
+
+//lint:file-ignore U1000 sigHandler and the fault stubs are only referenced from assembly (routineAddrs); they are declared for vet.
 
 package safecopy
 
@@ -54,7 +56,7 @@ func storeUint32(addr uintptr, val uint32) (sig int32)
 //go:noescape
 func storeUint64(addr uintptr, val uint64) (sig int32)
 
-// sigHandler is the SIGSEGV/SIGBUS handler (sighandler_amd64.s). It is never
+// sigHandler is the SIGSEGV/SIGBUS handler (sighandler_$GOARCH.s). It is never
 // called from Go; only its address is used.
 func sigHandler()
 
@@ -77,15 +79,6 @@ var (
 	faultRanges  [numRoutines]faultRange
 	savedSIGSEGV uintptr // the handler we replaced, which we chain to
 	savedSIGBUS  uintptr
-)
-
-// Tuning knobs read by the assembly, set in init from the CPU's features.
-var (
-	useAVX2    bool    // AVX2 loops for n > 256; else SSE loops or REP
-	copyRepMin uintptr // memcpy uses REP MOVSB from this size
-	copyNTMin  uintptr // memcpy uses non-temporal stores from this size (below copyRepMin)
-	zeroRepMin uintptr // memclr uses REP STOSB from this size
-	zeroNTMin  uintptr // memclr uses non-temporal stores from this size
 )
 
 // The fault stubs. They are never called from Go; they are declared so that

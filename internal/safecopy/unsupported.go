@@ -1,0 +1,42 @@
+//go:build !(linux && (amd64 || arm64))
+
+package safecopy
+
+import (
+	"unsafe"
+
+	"syscall"
+)
+
+// Fault-safe routines exist only on linux/amd64 and linux/arm64. These
+// stand-ins keep package safemem, and so usermem's BytesIO, building on other
+// Unix systems: safemem reaches them only for memory that needs fault-safe
+// access (its BlockFromUnsafe* blocks), and they panic there. The packages
+// that create such memory (pma, addrspace) do not build on those systems.
+
+const unsupported = "safecopy: fault-safe memory access needs linux/amd64 or linux/arm64"
+
+// Copy panics: see above.
+func Copy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig syscall.Signal) {
+	panic(unsupported)
+}
+
+// Zero panics: see above.
+func Zero(dst unsafe.Pointer, n uintptr) (done, fault uintptr, sig syscall.Signal) {
+	panic(unsupported)
+}
+
+// SwapUint32 panics: see above.
+func SwapUint32(p unsafe.Pointer, new uint32) (old uint32, fault uintptr, sig syscall.Signal) {
+	panic(unsupported)
+}
+
+// CompareAndSwapUint32 panics: see above.
+func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, fault uintptr, sig syscall.Signal) {
+	panic(unsupported)
+}
+
+// LoadUint32 panics: see above.
+func LoadUint32(p unsafe.Pointer) (val uint32, fault uintptr, sig syscall.Signal) {
+	panic(unsupported)
+}
