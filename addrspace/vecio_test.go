@@ -24,7 +24,7 @@ func TestVecIOFaults(t *testing.T) {
 		for off := -9; off <= 9; off++ {
 			for _, write := range []bool{false, true} {
 				t.Run(fmt.Sprintf("range%d/off%d/write%v", where, off, write), func(t *testing.T) {
-					check := func(vec bool) (int, error, []byte, []byte) {
+					check := func(vec bool) (n int, buf, mem []byte, err error) {
 						as := newAS(t, 1<<30)
 						a := mustMmap(t, as, MmapOpts{Length: 64 * pg, Perms: hostarch.ReadWrite, Private: true})
 						writeAt(t, as, a, string(pattern(64*pg, 9)))
@@ -49,15 +49,13 @@ func TestVecIOFaults(t *testing.T) {
 							io = plainIO{as}
 						}
 						seq := usermem.IOSequence{IO: io, Addrs: hostarch.AddrRangeSeqFromSlice(ars)}
-						buf := bytes.Repeat([]byte{0x5a}, ranges*24)
-						var n int
-						var err error
+						buf = bytes.Repeat([]byte{0x5a}, ranges*24)
 						if write {
 							n, err = seq.CopyOut(ctx, buf)
 						} else {
 							n, err = seq.CopyIn(ctx, buf)
 						}
-						var mem []byte // reads change no memory
+						// Reads change no memory: mem stays nil.
 						if write {
 							// Bytes in the read-only page read back through the
 							// max view.
@@ -65,10 +63,10 @@ func TestVecIOFaults(t *testing.T) {
 							as.CopyIn(ctx, a, full, usermem.IOOpts{IgnorePermissions: true})
 							mem = full
 						}
-						return n, err, buf, mem
+						return n, buf, mem, err
 					}
-					n1, err1, buf1, mem1 := check(true)
-					n2, err2, buf2, mem2 := check(false)
+					n1, buf1, mem1, err1 := check(true)
+					n2, buf2, mem2, err2 := check(false)
 					var f1, f2 *FaultError
 					errors.As(err1, &f1)
 					errors.As(err2, &f2)
