@@ -32,9 +32,9 @@ import (
 // headroom is more than ten times what the runtime needs.
 //
 // Address space is guarded by a probe instead of a count (the host's layout
-// is not ours to know): after reserving a view, pma checks that a
-// contiguous AddressHeadroom of host address space is still free, and gives
-// the reservation back with ENOMEM if not.
+// is not ours to know): once views reserve more than probeAbove, pma
+// reserves each new view while it holds a contiguous AddressHeadroom of host
+// address space, so the view goes elsewhere or fails with ENOMEM.
 
 // AddressHeadroom is the contiguous host address space that reserving a
 // view must leave free for the Go runtime's heap and other libraries.

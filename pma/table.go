@@ -205,6 +205,14 @@ func reserveView(size uint64) (*View, error) {
 }
 
 func reserveOutsideHeadroom(size uint64) (*View, error) {
+	acct.mu.Lock()
+	total := acct.reserved + size
+	acct.mu.Unlock()
+	if total <= probeAbove {
+		// Far from the host's limit: no need to hold the headroom (which
+		// costs an emulator such as qemu-user memory per page).
+		return reserve(size)
+	}
 	probe, err := mmap(0, AddressHeadroom, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, -1, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pma: the process has less than %#x bytes of contiguous host address space left: %w", uint64(AddressHeadroom), unix.ENOMEM)
