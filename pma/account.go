@@ -40,6 +40,11 @@ import (
 // view must leave free for the Go runtime's heap and other libraries.
 const AddressHeadroom = 256 << 30
 
+// probeAbove is the host address space views may reserve in all before
+// each reservation holds the headroom: a quarter of x86-64's and arm64's
+// 128 TiB of user address space (the Go heap needs far less than the rest).
+const probeAbove = 32 << 40
+
 // minMapHeadroom is the fewest host mappings left to the rest of the process.
 const minMapHeadroom = 4096
 
