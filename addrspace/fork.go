@@ -88,6 +88,9 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 			return fail(err)
 		}
 	}
+	// Linux's fork gives each of the child's VMAs an anon_vma of its own.
+	child.nextAnonID = as.nextAnonID
+	child.freshAnonIDs()
 	// Neighbours made copy-on-write together may merge now.
 	as.mergeAround(hostarch.AddrRange{Start: 0, End: hostarch.Addr(as.size)})
 	child.mergeAround(hostarch.AddrRange{Start: 0, End: hostarch.Addr(as.size)})
@@ -106,7 +109,7 @@ func (as *AddressSpace) adoptFile(r *fileRef) (*fileRef, error) {
 	if err != nil {
 		return nil, fmt.Errorf("duplicating the descriptor of %s: %w", r.name, err)
 	}
-	mine := &fileRef{f: newFile(fd, r.name), name: r.name, dev: r.dev, ino: r.ino, writable: r.writable, refs: 1}
+	mine := &fileRef{f: newFile(fd, r.name), name: r.name, dev: r.dev, ino: r.ino, writable: r.writable, refs: 1, shm: r.shm}
 	as.files[key] = mine
 	return mine, nil
 }

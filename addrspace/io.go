@@ -127,6 +127,9 @@ func (as *AddressSpace) resolveWrite(v *vma, page, addr hostarch.Addr, at hostar
 //
 // Preconditions: as.mu is held.
 func (as *AddressSpace) copyPage(v *vma, page, addr hostarch.Addr, at hostarch.AccessType, cur uint64, hadMem bool) error {
+	// Linux gives the VMA its anon_vma before it reads the page, so even a
+	// fault that ends in SIGBUS does.
+	as.anonFault(v)
 	// The max view always maps the page readable (pma.HostProt). A file page
 	// wholly beyond the end of its file raises SIGBUS, as on Linux.
 	if err := as.ensureMax(v); err != nil {

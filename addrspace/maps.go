@@ -26,7 +26,9 @@ type Mapping struct {
 	// for anonymous memory.
 	FileName string
 
-	// Offset is the file offset of Range.Start (0 for anonymous memory).
+	// Offset is the file offset of Range.Start: for a shared anonymous
+	// mapping, its offset in its shared-memory object (as Linux shows it);
+	// 0 for private anonymous memory.
 	Offset uint64
 
 	// Dev and Inode identify the mapped file (0 for anonymous memory).
@@ -63,7 +65,10 @@ func (as *AddressSpace) mappingsLocked() []Mapping {
 			Private:  v.private,
 			Name:     v.name,
 		}
-		if v.file != nil {
+		switch {
+		case v.file != nil && v.file.shm:
+			m.Offset = v.off
+		case v.file != nil:
 			m.FileName, m.Offset, m.Dev, m.Inode = v.file.name, v.off, v.file.dev, v.file.ino
 		}
 		if prev != nil && prev.compatible(v) {
