@@ -1046,7 +1046,8 @@ func (r *modelRun) compareAll() {
 }
 
 // TestModel runs seeded random operation sequences against the reference
-// model. MMSIM_MODEL_OPS and MMSIM_MODEL_SEED override the defaults.
+// model. MMSIM_MODEL_OPS and MMSIM_MODEL_SEED override the defaults, and
+// MMSIM_MODEL_TIME (a Go duration, default 5m) bounds the run.
 func TestModel(t *testing.T) {
 	ops := 120000
 	if testing.Short() {
@@ -1060,7 +1061,15 @@ func TestModel(t *testing.T) {
 		fmt.Sscan(s, &seed)
 	}
 	const runs = 4
-	deadline := time.Now().Add(5 * time.Minute)
+	limit := 5 * time.Minute
+	if s := os.Getenv("MMSIM_MODEL_TIME"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit = d
+	}
+	deadline := time.Now().Add(limit)
 	done := 0
 	for run := 0; run < runs; run++ {
 		done += modelRunOnce(t, seed+int64(run), ops/runs, deadline)
