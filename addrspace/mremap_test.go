@@ -204,10 +204,10 @@ func TestMremapLinux(t *testing.T) {
 				mustMmap(t, as, MmapOpts{Addr: 0x10000, Length: pg, Fixed: true, Perms: rw, File: f})
 			},
 			calls: []mremapCall{
-				{old: 0x10000, oldLen: pg, newLen: ^uint64(0)-0x10000+1, wantErr: unix.EINVAL, wantMapsAfter: "0x10000-0x11000 rw-sf 0x0\n"},
-				{old: 0x10000, oldLen: pg, newLen: ^uint64(0)-0x10000+1, flags: unix.MREMAP_MAYMOVE, wantErr: unix.EINVAL},
+				{old: 0x10000, oldLen: pg, newLen: ^uint64(0) - 0x10000 + 1, wantErr: unix.EINVAL, wantMapsAfter: "0x10000-0x11000 rw-sf 0x0\n"},
+				{old: 0x10000, oldLen: pg, newLen: ^uint64(0) - 0x10000 + 1, flags: unix.MREMAP_MAYMOVE, wantErr: unix.EINVAL},
 				{old: 0x10000, oldLen: pg, newLen: size + pg, flags: unix.MREMAP_MAYMOVE, wantErr: unix.EINVAL},
-				{old: 0x10000, oldLen: pg, newLen: ^uint64(0)-pg+1, flags: unix.MREMAP_MAYMOVE | unix.MREMAP_FIXED, newAddr: 0x20000, wantErr: unix.EINVAL},
+				{old: 0x10000, oldLen: pg, newLen: ^uint64(0) - pg + 1, flags: unix.MREMAP_MAYMOVE | unix.MREMAP_FIXED, newAddr: 0x20000, wantErr: unix.EINVAL},
 			},
 		},
 		{
