@@ -283,8 +283,9 @@ type Stats struct {
 	MemoryFileBytes, MemoryFileResidentBytes uint64
 
 	// SharedPages is the number of this address space's memory-file pages
-	// that another address space (a clone) also references: shared
-	// anonymous memory and private pages not yet copied on write.
+	// that another address space (a clone) also references: private pages
+	// not yet copied on write. (Shared anonymous memory lives in
+	// shared-memory objects of its own, not in the memory file.)
 	SharedPages uint64
 
 	// PrivateCopies is the number of private pages that have their own

@@ -24,7 +24,11 @@
 //	mm_struct                  AddressSpace
 //	vm_area_struct (VMA)       an entry of the AddressSpace's B-tree (see Mappings)
 //	page tables / PTEs         host mappings in the two views (package pma)
-//	anonymous memory, shmem    pages of the AddressSpace's memory file (memfd)
+//	private anonymous memory   pages of the AddressSpace's memory file (memfd)
+//	shmem object (MAP_SHARED|  a memfd of its own per shared anonymous Mmap,
+//	  MAP_ANONYMOUS)             mapped like a file (past its size: SIGBUS)
+//	vm_pgoff, anon_vma,        vma fields that decide, as in Linux, which
+//	  VM_ACCOUNT, VM_RAND_READ   neighbours are one mapping (see Mappings)
 //	page cache                 the user's file, mapped MAP_SHARED
 //	copy-on-write (private     the page write-protected on the host; the first
 //	  file mappings, fork)       write copies it into the memory file and remaps
