@@ -605,11 +605,9 @@ func (m *refModel) dontNeed(addr hostarch.Addr, length uint64) unix.Errno {
 	return e
 }
 
-// mremap drives a random Mremap against the model. Where a mapping's
-// boundaries matter (the old range must lie inside one, and grows in place
-// only from its end), the AddressSpace's Mappings say where they are:
-// how VMAs merge is the implementation's to choose, what the pages hold is
-// not.
+// mremap drives a random Mremap against the model: shrinks, growth in
+// place and by move, FIXED moves (of several mappings when the length is
+// unchanged) and duplicates (old length 0).
 func (r *modelRun) mremap() {
 	rng := r.rng
 	var old hostarch.Addr
