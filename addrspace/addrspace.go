@@ -297,7 +297,6 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 	if opts.File == nil {
 		v.name = opts.Name
 	}
-
 	if opts.Fixed {
 		v.start = opts.Addr
 	} else {

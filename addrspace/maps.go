@@ -9,8 +9,12 @@ import (
 )
 
 // A Mapping describes one mapping of an address space, as a line of
-// /proc/PID/maps does. Adjacent mappings never have the same attributes
-// with contiguous backing: such mappings are merged.
+// /proc/PID/maps does: what Linux keeps as one VMA. Neighbours are one
+// mapping exactly when Linux would merge them: the same permissions,
+// sharing, name and Madvise access pattern, the same file (or shared-memory
+// object) at contiguous offsets or, for private anonymous memory, contiguous
+// pgoff (the address it was first mapped at, which moves with Mremap), and
+// for private mappings the same VM_ACCOUNT and anon_vma (see the vma type).
 type Mapping struct {
 	// Range is the mapping's simulated address range.
 	Range hostarch.AddrRange
