@@ -282,3 +282,52 @@ func TestMremapSharedAliases(t *testing.T) {
 		}
 	}
 }
+
+// TestMremapHostileArguments calls Mremap with arguments from the edges of
+// their ranges over file, shared and private mappings: every call returns
+// a result inside the space or EINVAL, EFAULT or ENOMEM, never panics
+// (issue 10: a huge newLen on a file mapping used to wrap a bound and panic
+// in pma), and leaves no file reference behind.
+func TestMremapHostileArguments(t *testing.T) {
+	const size = 64 * pg
+	f := tempFile(t, pattern(4*pg, 3), os.O_RDWR)
+	addrs := []hostarch.Addr{0, 1, 0x10000, 0x12000, size - pg, size, size + pg, 1 << 63, ^hostarch.Addr(0) &^ (pg - 1), ^hostarch.Addr(0)}
+	lens := []uint64{0, 1, pg, 2 * pg, size, size + pg, 1 << 63, ^uint64(0) - 0x10000 + 1, ^uint64(0) - pg + 1, ^uint64(0)}
+	flagSet := []int{0, unix.MREMAP_MAYMOVE, unix.MREMAP_MAYMOVE | unix.MREMAP_FIXED, unix.MREMAP_FIXED, 0x80}
+	fds := countFDs(t)
+	calls := 0
+	for _, flags := range flagSet {
+		for _, old := range addrs[:6] {
+			for _, oldLen := range lens {
+				for _, newLen := range lens {
+					for _, newAddr := range []hostarch.Addr{0, 0x20000, size - pg, ^hostarch.Addr(0) &^ (pg - 1)} {
+						as, err := New(Options{Size: size})
+						if err != nil {
+							t.Fatal(err)
+						}
+						mustMmap(t, as, MmapOpts{Addr: 0x10000, Length: 2 * pg, Fixed: true, Perms: hostarch.ReadWrite, File: f})
+						mustMmap(t, as, MmapOpts{Addr: 0x12000, Length: pg, Fixed: true, Perms: hostarch.ReadWrite})
+						mustMmap(t, as, MmapOpts{Addr: size - pg, Length: pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
+						got, err := as.Mremap(old, oldLen, newLen, flags, newAddr)
+						calls++
+						var errno unix.Errno
+						switch {
+						case err == nil:
+							if !got.IsPageAligned() || uint64(got) >= size {
+								t.Errorf("Mremap(%#x, %#x, %#x, %#x, %#x) = %#x, outside the space", old, oldLen, newLen, flags, newAddr, got)
+							}
+						case !errors.As(err, &errno) || (errno != unix.EINVAL && errno != unix.EFAULT && errno != unix.ENOMEM):
+							t.Errorf("Mremap(%#x, %#x, %#x, %#x, %#x): %v", old, oldLen, newLen, flags, newAddr, err)
+						}
+						if err := as.Close(); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+		}
+	}
+	if n := countFDs(t); n != fds {
+		t.Errorf("%d descriptors open after %d calls, %d before", n, calls, fds)
+	}
+}
