@@ -291,7 +291,7 @@ func TestMremapSharedAliases(t *testing.T) {
 func TestMremapHostileArguments(t *testing.T) {
 	const size = 64 * pg
 	f := tempFile(t, pattern(4*pg, 3), os.O_RDWR)
-	addrs := []hostarch.Addr{0, 1, 0x10000, 0x12000, size - pg, size, size + pg, 1 << 63, ^hostarch.Addr(0) &^ (pg - 1), ^hostarch.Addr(0)}
+	addrs := []hostarch.Addr{0, 1, 0x10000, 0x14000, size - pg, size, size + pg, 1 << 63, ^hostarch.Addr(0) &^ (pg - 1), ^hostarch.Addr(0)}
 	lens := []uint64{0, 1, pg, 2 * pg, size, size + pg, 1 << 63, ^uint64(0) - 0x10000 + 1, ^uint64(0) - pg + 1, ^uint64(0)}
 	flagSet := []int{0, unix.MREMAP_MAYMOVE, unix.MREMAP_MAYMOVE | unix.MREMAP_FIXED, unix.MREMAP_FIXED, 0x80}
 	fds := countFDs(t)
@@ -306,7 +306,7 @@ func TestMremapHostileArguments(t *testing.T) {
 							t.Fatal(err)
 						}
 						mustMmap(t, as, MmapOpts{Addr: 0x10000, Length: 2 * pg, Fixed: true, Perms: hostarch.ReadWrite, File: f})
-						mustMmap(t, as, MmapOpts{Addr: 0x12000, Length: pg, Fixed: true, Perms: hostarch.ReadWrite})
+						mustMmap(t, as, MmapOpts{Addr: 0x14000, Length: pg, Fixed: true, Perms: hostarch.ReadWrite})
 						mustMmap(t, as, MmapOpts{Addr: size - pg, Length: pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
 						got, err := as.Mremap(old, oldLen, newLen, flags, newAddr)
 						calls++
