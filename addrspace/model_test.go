@@ -727,6 +727,9 @@ func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, n
 			pe := min(uint64(mp.End), end)
 			dst := uint64(newAddr) + (a - uint64(old))
 			unmap(dst, pe-a)
+			if dst < MinAddr {
+				return 0, unix.EPERM // mmap_min_addr, after the target is unmapped
+			}
 			movePages(a, dst, pe-a)
 			a = pe
 		}
@@ -778,6 +781,9 @@ func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, n
 			}
 			unmap(o+newLen, oldLen-newLen)
 			oldLen = newLen
+		}
+		if dst < MinAddr {
+			return 0, unix.EPERM
 		}
 	} else {
 		oldEnd := o + oldLen

@@ -41,9 +41,9 @@ import (
 // without MAYMOVE, a newAddr that is unaligned or leaves no room for
 // newLen, or a target overlapping [old, old+oldLen); EFAULT if old is not
 // mapped, or, to grow or move, [old, old+oldLen) is not inside one mapping;
-// EINVAL for oldLen 0 on a private mapping; ENOMEM if the mapping cannot
-// grow in place and may not move, or no free range is large enough;
-// ErrClosed after Close. As on Linux, a FIXED move unmaps the target before
+// EINVAL for oldLen 0 on a private mapping; EPERM for a FIXED target at
+// page 0 (below MinAddr); ENOMEM if the mapping cannot grow in place and
+// may not move, or no free range is large enough; ErrClosed after Close. As on Linux, a FIXED move unmaps the target before
 // anything that can fail after the checks above; otherwise a failed Mremap
 // changes nothing.
 func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, newAddr hostarch.Addr) (hostarch.Addr, error) {
@@ -129,6 +129,9 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 			}
 			oldLen = newLen
 		}
+		if dst < MinAddr {
+			return 0, errPageZero(dst)
+		}
 	} else {
 		// Grow in place when the range ends the mapping and the pages after
 		// it are free and inside the space.
@@ -199,12 +202,22 @@ func (as *AddressSpace) remapMove(old hostarch.Addr, length uint64, newAddr host
 		if err := as.unmapLocked(hostarch.AddrRange{Start: dst, End: dst + r.Length()}); err != nil {
 			return 0, err
 		}
+		if dst < MinAddr {
+			return 0, errPageZero(dst)
+		}
 		if err := as.moveRange(r, dst); err != nil {
 			return 0, err
 		}
 		as.mergeAround(hostarch.AddrRange{Start: dst, End: dst + r.Length()})
 	}
 	return newAddr, nil
+}
+
+// errPageZero is the error for a FIXED target below MinAddr: Linux's
+// get_unmapped_area refuses it (mmap_min_addr) after mremap_to has unmapped
+// the target.
+func errPageZero(dst hostarch.Addr) error {
+	return fmt.Errorf("addrspace: mremap to %#x, below the first mappable address %#x: %w", dst, MinAddr, unix.EPERM)
 }
 
 // nextStart returns the start of the first VMA above addr.
