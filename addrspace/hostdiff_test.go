@@ -69,7 +69,7 @@ func TestHostDiff(t *testing.T) {
 }
 
 // TestHostDiffCases runs the cases of issue 11 (and the table tests of
-// mremap_test.go and advice_test.go) through the differential test, so
+// mremap_test.go, advice_test.go and vma_test.go) through the differential test, so
 // that the host kernel confirms what those tables expect.
 func TestHostDiffCases(t *testing.T) {
 	rw, r := hostarch.ReadWrite, hostarch.Read
@@ -90,6 +90,12 @@ func TestHostDiffCases(t *testing.T) {
 	}
 	advise := func(addr hostarch.Addr, n uint64, advice int) hdOp {
 		return hdOp{Kind: hdMadvise, Addr: addr, Len: n, Advice: advice, File: -1}
+	}
+	pfile := func(addr hostarch.Addr, pages int, perms hostarch.AccessType) hdOp {
+		return hdOp{Kind: hdMmap, Addr: addr, Len: uint64(pages) * pg, Fixed: true, Perms: perms, Private: true, File: 0}
+	}
+	protect := func(addr hostarch.Addr, pages int, perms hostarch.AccessType) hdOp {
+		return hdOp{Kind: hdMprotect, Addr: addr, Len: uint64(pages) * pg, Perms: perms, File: -1}
 	}
 	read := func(addr hostarch.Addr, n uint64) hdOp {
 		return hdOp{Kind: hdCopyIn, Addr: addr, Len: n, File: -1}
@@ -124,6 +130,16 @@ func TestHostDiffCases(t *testing.T) {
 		{"an old length that rounds to 0", []hdOp{anon(0x10000, 1, rw, false), remap(0x10000, ^uint64(0), pg, mm, 0)}},
 		{"Madvise over holes", []hdOp{anon(0x10000, 2, rw, true), anon(0x13000, 1, rw, true), write(0x10000, 4*pg),
 			advise(0x10000, 4*pg, unix.MADV_DONTNEED), cmp}},
+		{"VM_ACCOUNT of a private file mapping", []hdOp{pfile(0x10000, 2, r), protect(0x11000, 1, rw), protect(0x11000, 1, r)}},
+		{"anon_vmas of private anonymous neighbours written apart", []hdOp{anon(0x10000, 1, rw, true), anon(0x12000, 1, rw, true),
+			anon(0x11000, 1, rw, true)}},
+		{"pieces of one private anonymous mapping", []hdOp{anon(0x10000, 3, rw, true), protect(0x11000, 1, r), protect(0x11000, 1, rw)}},
+		{"two shared anonymous mappings", []hdOp{anon(0x10000, 1, rw, false), anon(0x11000, 1, rw, false)}},
+		{"pieces of one shared anonymous mapping", []hdOp{anon(0x10000, 3, rw, false), protect(0x11000, 1, r)}},
+		{"private file pieces written apart", []hdOp{pfile(0x10000, 2, rw), advise(0x11000, pg, unix.MADV_RANDOM),
+			write(0x10000, 1), write(0x11000, 1), advise(0x10000, 2*pg, unix.MADV_NORMAL)}},
+		{"a private file piece not written", []hdOp{pfile(0x10000, 2, rw), advise(0x11000, pg, unix.MADV_RANDOM),
+			write(0x10000, 1), advise(0x10000, 2*pg, unix.MADV_NORMAL)}},
 		{"Madvise of a length that overflows", []hdOp{anon(0x10000, 1, rw, true), advise(0x10000, ^uint64(0), unix.MADV_DONTNEED),
 			advise(0x10000, ^uint64(0)-0x8000, unix.MADV_DONTNEED)}},
 		{"Madvise of length 0 over nothing", []hdOp{advise(0x10000, 0, unix.MADV_DONTNEED), advise(0x10001, 0, unix.MADV_DONTNEED)}},
