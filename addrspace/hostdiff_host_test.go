@@ -26,10 +26,13 @@ import (
 // told that address (MAP_FIXED_NOREPLACE, MREMAP_FIXED), so that it never
 // leaves its range; where the AddressSpace finds no room, the host is not
 // asked. Copies run per page through a pipe (read(2)/write(2) at the host
-// address: the kernel's own copy_{to,from}_user, page by page, which gives
-// the exact count since permissions are per page) or, with
+// address: the kernel's own copy_{to,from}_user) or, with
 // IgnorePermissions, through /proc/self/mem (the kernel's FOLL_FORCE
-// access, as ptrace uses).
+// access, as ptrace uses). Page by page, because one read(2) or write(2)
+// on a pipe does not report exact partial counts: it counts whole pipe
+// buffers (a write(2) of 8192 bytes from 100 bytes into a page, with the
+// fault 8092 bytes on, returns 4096 on Linux 6.18); per page, the count is
+// exact, since permissions are per page.
 //
 // Deliberate differences, which the generator does not produce:
 //   - A file truncated under a private mapping: Linux unmaps the private
