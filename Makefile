@@ -5,7 +5,7 @@ FUZZTIME ?= 10s
 # Nested modules (each has its own go.mod) tested along with the root one.
 NESTED   := $(patsubst %/go.mod,%,$(wildcard */go.mod))
 
-.PHONY: test fmt-check vet staticcheck unit fuzz-smoke fuzz bench arm64
+.PHONY: test fmt-check vet staticcheck unit fuzz-smoke fuzz bench arm64 soak
 
 test: fmt-check vet staticcheck unit fuzz-smoke arm64
 
@@ -67,6 +67,23 @@ fuzz-smoke fuzz:
 		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
+
+# `make soak SOAK_TIME=30m` runs the randomised tests at length with fresh
+# seeds (printed, so that a failure can be replayed): the differential test
+# against the host kernel, the reference-model test, and each fuzz target,
+# each for SOAK_TIME.
+SOAK_TIME ?= 5m
+
+soak:
+	@seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '); \
+	echo "TestHostDiff for $(SOAK_TIME), MMSIM_HOSTDIFF_SEED=$$seed"; \
+	MMSIM_HOSTDIFF_TIME=$(SOAK_TIME) MMSIM_HOSTDIFF_SEED=$$seed \
+		$(GO) test -count=1 -timeout 0 -v -run '^TestHostDiff$$' ./addrspace/ || exit 1; \
+	seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' '); \
+	echo "TestModel for $(SOAK_TIME), MMSIM_MODEL_SEED=$$seed"; \
+	MMSIM_MODEL_TIME=$(SOAK_TIME) MMSIM_MODEL_OPS=1000000000 MMSIM_MODEL_SEED=$$seed \
+		$(GO) test -count=1 -timeout 0 -v -run '^TestModel$$' ./addrspace/ || exit 1
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(SOAK_TIME)
 
 # The benchmark suite (bench/, its own module): every copy path of the
 # library next to copy() and gVisor/Unicorn, in interleaved rounds. Prints

@@ -89,6 +89,9 @@ type AddressSpace struct {
 	// host views.
 	pt *pma.Table
 
+	// nextAnonID is the last vma.anonID handed out.
+	nextAnonID uint64
+
 	// brkStart and brk are the start and the current end of the heap that
 	// Brk manages (Linux's start_brk and brk).
 	brkStart, brk hostarch.Addr
@@ -191,10 +194,6 @@ func (as *AddressSpace) Close() error {
 	}
 	release := as.pt.Close()
 	runtime.AddCleanup(as, func(release func()) { release() }, release)
-	as.vmas.Ascend(func(v *vma) bool {
-		as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.DecRef(off, length) })
-		return true
-	})
 	keep(as.mem.Close())
 	for _, r := range as.files {
 		keep(r.f.Close())
@@ -315,9 +314,17 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 		v.start = start
 	}
 	v.end = v.start + hostarch.Addr(length)
+	v.pgoff = uint64(v.start) // as Linux sets vm_pgoff of anonymous memory
+	v.account = opts.Private && opts.Perms.Write
 
 	allowed := hostarch.AnyAccess
-	if opts.File != nil {
+	if opts.File == nil && !opts.Private {
+		r, err := as.newShm(length)
+		if err != nil {
+			return 0, err
+		}
+		v.file = r
+	} else if opts.File != nil {
 		r, err := as.openFile(opts.File)
 		if err != nil {
 			return 0, err
@@ -351,21 +358,15 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 		return fail(err)
 	}
 	defer as.settle()
-	if v.usesMem() {
-		// Shared anonymous memory: the pages exist from now on, for every
-		// mapping and clone of it; their host memory is committed on touch.
-		mem, err := as.mem.Allocate(length, 0)
-		if err != nil {
-			return fail(err)
-		}
-		v.mem = mem
-	}
 	if opts.Fixed {
 		as.pt.Unmap(uint64(v.start), uint64(v.end))
 		as.removeRange(v.ar())
 	}
 	// Nothing is mapped on the host until an access faults.
 	as.insert(v)
+	if v.file == nil && v.private {
+		as.assignAnonID(v)
+	}
 	as.mergeAround(v.ar())
 	return v.start, nil
 }
@@ -413,6 +414,89 @@ func (as *AddressSpace) settle() {
 // hostFloor is the most host mappings n VMAs need when each is mapped
 // whole: one each, and one for each gap of reserved space around them.
 func hostFloor(n int) int { return 2*n + 1 }
+
+// anonFault gives v's mapping the anonID its anon_vma would get from
+// Linux's first write fault (anon_vma_prepare): the one the mapping already
+// has, or that of a neighbour whose anon_vma Linux reuses (the next one
+// first), or a fresh one.
+//
+// Preconditions: as.mu is held; v is in the tree.
+func (as *AddressSpace) anonFault(v *vma) {
+	if v.anonID != 0 || !v.private {
+		return
+	}
+	s, e := as.mappingAt(v.start)
+	pieces := as.overlapping(hostarch.AddrRange{Start: s, End: e})
+	var id uint64
+	for _, p := range pieces {
+		id = max(id, p.anonID)
+	}
+	first, last := pieces[0], pieces[len(pieces)-1]
+	if next := as.find(e); id == 0 && next != nil && next.anonID != 0 && last.anonReusable(next) {
+		id = next.anonID
+	}
+	if prev := as.find(s - 1); id == 0 && s > 0 && prev != nil && prev.anonID != 0 && prev.anonReusable(first) {
+		id = prev.anonID
+	}
+	if id == 0 {
+		as.nextAnonID++
+		id = as.nextAnonID
+	}
+	for _, p := range pieces {
+		p.anonID = id
+	}
+}
+
+// freshAnonIDs gives each private anonymous mapping (run of compatible
+// VMAs) a new anonID, as Linux's fork gives the child's VMAs new anon_vmas.
+//
+// Preconditions: as.mu is held, or as is not yet shared.
+func (as *AddressSpace) freshAnonIDs() {
+	var vs []*vma
+	as.vmas.Ascend(func(v *vma) bool { vs = append(vs, v); return true })
+	same := make([]bool, len(vs))
+	for i := 1; i < len(vs); i++ {
+		same[i] = vs[i-1].compatible(vs[i])
+	}
+	for i, v := range vs {
+		if v.file != nil || !v.private || v.anonID == 0 {
+			continue
+		}
+		if same[i] {
+			v.anonID = vs[i-1].anonID
+			continue
+		}
+		as.nextAnonID++
+		v.anonID = as.nextAnonID
+	}
+}
+
+// assignAnonID gives the new private anonymous VMA v the anonID Linux's
+// anon_vma would have once v is written: that of the neighbour it merges
+// with (the one before first, as Linux's vma_merge_new_range prefers), else
+// of a neighbour whose anon_vma the first fault would reuse, else a fresh
+// one.
+//
+// Preconditions: as.mu is held; v is in the tree and not yet merged.
+func (as *AddressSpace) assignAnonID(v *vma) {
+	prev, next := as.find(v.start-1), as.find(v.end)
+	if v.start == 0 {
+		prev = nil
+	}
+	switch {
+	case prev != nil && prev.compatible(v):
+		v.anonID = prev.anonID
+	case next != nil && v.compatible(next):
+		v.anonID = next.anonID
+	case next != nil && next.anonID != 0 && v.anonReusable(next):
+		v.anonID = next.anonID // find_mergeable_anon_vma tries next first
+	case prev != nil && prev.anonID != 0 && prev.anonReusable(v):
+		v.anonID = prev.anonID
+	default:
+		as.nextAnonID++
+		v.anonID = as.nextAnonID
+	}
+}
 
 // findGap returns the start of a free range of length bytes: at hint if
 // that range is free and fits, otherwise the highest free range below Size
@@ -502,7 +586,7 @@ func (as *AddressSpace) splitAt(addr hostarch.Addr) {
 	right := *v
 	right.start = addr
 	right.off = v.offAt(addr)
-	right.mem = v.memAt(addr)
+	right.pgoff = v.pgoffAt(addr)
 	if v.file != nil {
 		v.file.refs++
 	}
@@ -517,8 +601,21 @@ func (as *AddressSpace) mergeAround(ar hostarch.AddrRange) {
 	if lo > 0 {
 		lo--
 	}
+	vs := as.overlapping(hostarch.AddrRange{Start: lo, End: ar.End + 1})
+	// A VMA without an anon_vma that joins one with it takes it, the one
+	// before first (as Linux's vma_merge_new_range prefers).
+	for i := 1; i < len(vs); i++ {
+		if p, v := vs[i-1], vs[i]; p.compatible(v) && v.anonID == 0 {
+			v.anonID = p.anonID
+		}
+	}
+	for i := len(vs) - 1; i > 0; i-- {
+		if p, v := vs[i-1], vs[i]; p.compatible(v) && p.anonID == 0 {
+			p.anonID = v.anonID
+		}
+	}
 	var prev *vma
-	for _, v := range as.overlapping(hostarch.AddrRange{Start: lo, End: ar.End + 1}) {
+	for _, v := range vs {
 		if prev != nil && prev.compatible(v) {
 			as.delete(v)
 			prev.end = v.end
@@ -541,19 +638,9 @@ func (as *AddressSpace) removeRange(ar hostarch.AddrRange) {
 	as.splitAt(ar.End)
 	for _, v := range as.overlapping(ar) {
 		as.delete(v)
-		as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.DecRef(off, length) })
 		if v.file != nil {
 			as.dropFile(v.file)
 		}
-	}
-}
-
-// forEachPage calls f for the memory-file range that v, a shared anonymous
-// mapping, holds references to in [start, end). It does nothing for other
-// mappings (the page table holds private pages' references).
-func (as *AddressSpace) forEachPage(v *vma, start, end hostarch.Addr, f func(off, length uint64)) {
-	if v.usesMem() && end > start {
-		f(v.memAt(start), uint64(end-start))
 	}
 }
 
@@ -567,11 +654,8 @@ func (as *AddressSpace) mapping(v *vma) pma.Mapping {
 		Prot:    pma.HostProt(v.perms),
 		MaxProt: pma.HostProt(v.maxPerms),
 	}
-	switch {
-	case v.file != nil:
+	if v.file != nil {
 		m.FD, m.Off = v.file.fd(), v.off
-	case v.usesMem():
-		m.FD, m.Off = as.mem.FD(), v.mem
 	}
 	return m
 }
@@ -708,8 +792,13 @@ func (as *AddressSpace) mprotectLocked(ar hostarch.AddrRange, perms hostarch.Acc
 			as.splitAt(cur)
 			as.splitAt(end)
 			v = as.find(cur)
+			oldAccount := v.account
 			v.perms = perms
+			if perms.Write && v.private {
+				v.account = true // Linux's VM_ACCOUNT, kept once set
+			}
 			if err := as.pt.Protect(uint64(v.start), uint64(v.end), pma.HostProt(perms)); err != nil {
+				v.account = oldAccount
 				return fmt.Errorf("addrspace: mprotect: %w", err)
 			}
 		}

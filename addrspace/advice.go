@@ -36,25 +36,47 @@ func (as *AddressSpace) forMapped(op string, ar hostarch.AddrRange, split bool, 
 
 // Madvise gives advice about the use of [addr, addr+length), as madvise(2)
 // does. Supported advice: unix.MADV_NORMAL, MADV_RANDOM and MADV_SEQUENTIAL
-// (accepted, no effect), MADV_WILLNEED (the host reads ahead), and
+// (recorded in the mapping, as Linux records them in the VMA's flags: a
+// mapping splits where its advice changes, and mappings with different
+// advice do not merge), MADV_WILLNEED (the host reads ahead), and
 // MADV_DONTNEED: pages of private anonymous mappings read back as zero
 // afterwards, pages of private file mappings read back the file's contents
 // (their private copies are dropped), and shared mappings keep their
-// contents, as on Linux. length is rounded up to whole pages; 0 succeeds.
+// contents, as on Linux. length is rounded up to whole pages; 0 succeeds
+// (once advice and addr are valid).
 //
-// Errors (wrapping a unix.Errno): EINVAL for an unaligned addr or other
-// advice; ENOMEM if part of the range is not mapped or lies beyond the
-// address space (the mapped parts before it are advised, as on Linux);
-// ErrClosed after Close.
+// Errors (wrapping a unix.Errno): EINVAL for other advice, an unaligned
+// addr, or a range that overflows; ENOMEM if part of the range is not mapped
+// or lies beyond the address space, after every mapped part was advised,
+// as on Linux; ErrClosed after Close.
 func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) error {
 	switch advice {
 	case unix.MADV_NORMAL, unix.MADV_RANDOM, unix.MADV_SEQUENTIAL, unix.MADV_WILLNEED, unix.MADV_DONTNEED:
 	default:
 		return fmt.Errorf("addrspace: madvise advice %d is not supported: %w", advice, unix.EINVAL)
 	}
-	ar, err := as.mgmtRange("madvise", addr, length, unix.ENOMEM)
-	if err != nil {
-		return err
+	if !addr.IsPageAligned() {
+		return fmt.Errorf("addrspace: madvise at unaligned address %#x: %w", addr, unix.EINVAL)
+	}
+	rounded, ok := hostarch.PageRoundUp(length)
+	if !ok || uint64(addr)+rounded < uint64(addr) {
+		return fmt.Errorf("addrspace: madvise range [%#x, +%#x) overflows: %w", addr, length, unix.EINVAL)
+	}
+	if rounded == 0 {
+		if as.closed.Load() {
+			return errClosedMgmt
+		}
+		return nil
+	}
+	// The end of the space is a hole: advise what lies inside it.
+	ar := hostarch.AddrRange{Start: addr, End: addr + hostarch.Addr(rounded)}
+	beyond := false
+	if uint64(ar.End) > as.size {
+		beyond = true
+		ar.End = hostarch.Addr(max(as.size, uint64(addr)))
+		if uint64(ar.Start) > as.size {
+			ar.Start = ar.End
+		}
 	}
 	as.activeMu.Lock()
 	defer as.activeMu.Unlock()
@@ -63,12 +85,10 @@ func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) e
 	if as.closed.Load() {
 		return errClosedMgmt
 	}
-	if ar.Length() == 0 {
-		return nil
-	}
+	var err error
 	switch advice {
 	case unix.MADV_WILLNEED:
-		return as.forMapped("madvise", ar, false, func(v *vma, r hostarch.AddrRange) error {
+		err = as.forEachMapped("madvise", ar, func(v *vma, r hostarch.AddrRange) error {
 			if v.file != nil {
 				// Read ahead in the file, as Linux does for file mappings.
 				unix.Fadvise(v.file.fd(), int64(v.offAt(r.Start)), int64(r.Length()), unix.FADV_WILLNEED)
@@ -76,14 +96,59 @@ func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) e
 			return nil
 		})
 	case unix.MADV_DONTNEED:
-		return as.forMapped("madvise", ar, false, func(v *vma, r hostarch.AddrRange) error {
+		err = as.forEachMapped("madvise", ar, func(v *vma, r hostarch.AddrRange) error {
 			if v.private {
 				return as.dontNeed(v, r)
 			}
 			return nil
 		})
+	default:
+		pattern := advice
+		if advice == unix.MADV_NORMAL {
+			pattern = 0
+		}
+		// Advice splits mappings as Linux's VM_RAND_READ and VM_SEQ_READ do.
+		if err := as.admit(as.splits(ar, func(v *vma) bool { return v.advice != pattern })); err != nil {
+			return err
+		}
+		defer as.settle()
+		err = as.forEachMapped("madvise", ar, func(v *vma, r hostarch.AddrRange) error {
+			if v.advice != pattern {
+				as.splitAt(r.Start)
+				as.splitAt(r.End)
+				as.find(r.Start).advice = pattern
+			}
+			return nil
+		})
+		as.mergeAround(ar)
 	}
-	return as.forMapped("madvise", ar, false, func(*vma, hostarch.AddrRange) error { return nil })
+	if err == nil && beyond {
+		err = fmt.Errorf("addrspace: madvise: [%#x, +%#x) runs past the end of the address space: %w", addr, rounded, unix.ENOMEM)
+	}
+	return err
+}
+
+// forEachMapped calls f for each part of ar covered by a VMA, in address
+// order, and returns ENOMEM (wrapped) if part of ar is not mapped — after
+// calling f for every mapped part, as Linux's madvise does. f may split the
+// VMA it is given at the part's edges.
+func (as *AddressSpace) forEachMapped(op string, ar hostarch.AddrRange, f func(v *vma, r hostarch.AddrRange) error) error {
+	var hole error
+	cur := ar.Start
+	for _, v := range as.overlapping(ar) {
+		if v.start > cur && hole == nil {
+			hole = fmt.Errorf("addrspace: %s: %#x is not mapped: %w", op, cur, unix.ENOMEM)
+		}
+		r := v.ar().Intersect(ar)
+		if err := f(v, r); err != nil {
+			return err
+		}
+		cur = r.End
+	}
+	if cur < ar.End && hole == nil {
+		hole = fmt.Errorf("addrspace: %s: %#x is not mapped: %w", op, cur, unix.ENOMEM)
+	}
+	return hole
 }
 
 // dontNeed discards the private contents of v's pages in r: the page
@@ -201,8 +266,9 @@ type Stats struct {
 	MemoryFileBytes, MemoryFileResidentBytes uint64
 
 	// SharedPages is the number of this address space's memory-file pages
-	// that another address space (a clone) also references: shared
-	// anonymous memory and private pages not yet copied on write.
+	// that another address space (a clone) also references: private pages
+	// not yet copied on write. (Shared anonymous memory lives in
+	// shared-memory objects of its own, not in the memory file.)
 	SharedPages uint64
 
 	// PrivateCopies is the number of pages of private mappings that have a
@@ -250,7 +316,6 @@ func (as *AddressSpace) Stats() (Stats, error) {
 				st.PrivateCopies += int((length - shared) / hostarch.PageSize)
 			}
 		}
-		as.forEachPage(v, v.start, v.end, count)
 		as.pt.Owned(uint64(v.start), uint64(v.end), count)
 		return true
 	})

@@ -53,7 +53,12 @@
 //	page tables / PTEs         pma.Table: the backing of each touched page, and
 //	                             its host mappings in the views
 //	vm.max_map_count           Options.MaxMapCount; HostStats for the process
-//	anonymous memory, shmem    pages of the AddressSpace's memory file (memfd)
+//	private anonymous memory   pages of the AddressSpace's memory file (memfd),
+//	                             backed on first touch
+//	shmem object (MAP_SHARED|  a memfd of its own per shared anonymous Mmap,
+//	  MAP_ANONYMOUS)             mapped like a file (past its size: SIGBUS)
+//	vm_pgoff, anon_vma,        vma fields that decide, as in Linux, which
+//	  VM_ACCOUNT, VM_RAND_READ   neighbours are one mapping (see Mappings)
 //	page cache                 the user's file, mapped MAP_SHARED
 //	copy-on-write (private     the page write-protected on the host; the first
 //	  file mappings, fork)       write copies it into the memory file and remaps

@@ -60,9 +60,11 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 			// and waits for as.mu).
 			as.pt.Share(child.pt, uint64(v.start), uint64(v.end))
 		}
-		as.forEachPage(v, v.start, v.end, func(off, length uint64) { as.mem.IncRef(off, length) })
 		child.insert(&cv)
 	}
+	// Linux's fork gives each of the child's VMAs an anon_vma of its own.
+	child.nextAnonID = as.nextAnonID
+	child.freshAnonIDs()
 	return child, nil
 }
 
@@ -78,7 +80,7 @@ func (as *AddressSpace) adoptFile(r *fileRef) (*fileRef, error) {
 	if err != nil {
 		return nil, fmt.Errorf("duplicating the descriptor of %s: %w", r.name, err)
 	}
-	mine := &fileRef{f: newFile(fd, r.name), name: r.name, dev: r.dev, ino: r.ino, writable: r.writable, refs: 1}
+	mine := &fileRef{f: newFile(fd, r.name), name: r.name, dev: r.dev, ino: r.ino, writable: r.writable, refs: 1, shm: r.shm}
 	as.files[key] = mine
 	return mine, nil
 }

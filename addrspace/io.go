@@ -123,6 +123,11 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 	if sig == unix.SIGBUS {
 		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
 	}
+	if at.Write && v.private {
+		// Linux's first write fault gives the VMA its anon_vma, before it
+		// reads the page (so even one that ends in SIGBUS does).
+		as.anonFault(v)
+	}
 	switch err := as.pt.Fault(as.mapping(v), uint64(addr), at.Write, ignorePerms); {
 	case err == nil:
 		return nil

@@ -9,8 +9,12 @@ import (
 )
 
 // A Mapping describes one mapping of an address space, as a line of
-// /proc/PID/maps does. Adjacent mappings never have the same attributes
-// with contiguous backing: such mappings are merged.
+// /proc/PID/maps does: what Linux keeps as one VMA. Neighbours are one
+// mapping exactly when Linux would merge them: the same permissions,
+// sharing, name and Madvise access pattern, the same file (or shared-memory
+// object) at contiguous offsets or, for private anonymous memory, contiguous
+// pgoff (the address it was first mapped at, which moves with Mremap), and
+// for private mappings the same VM_ACCOUNT and anon_vma (see the vma type).
 type Mapping struct {
 	// Range is the mapping's simulated address range.
 	Range hostarch.AddrRange
@@ -26,7 +30,9 @@ type Mapping struct {
 	// for anonymous memory.
 	FileName string
 
-	// Offset is the file offset of Range.Start (0 for anonymous memory).
+	// Offset is the file offset of Range.Start: for a shared anonymous
+	// mapping, its offset in its shared-memory object (as Linux shows it);
+	// 0 for private anonymous memory.
 	Offset uint64
 
 	// Dev and Inode identify the mapped file (0 for anonymous memory).
@@ -63,7 +69,10 @@ func (as *AddressSpace) mappingsLocked() []Mapping {
 			Private:  v.private,
 			Name:     v.name,
 		}
-		if v.file != nil {
+		switch {
+		case v.file != nil && v.file.shm:
+			m.Offset = v.off
+		case v.file != nil:
 			m.FileName, m.Offset, m.Dev, m.Inode = v.file.name, v.off, v.file.dev, v.file.ino
 		}
 		if prev != nil && prev.compatible(v) {

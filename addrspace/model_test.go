@@ -33,6 +33,10 @@ type refFile struct {
 	writable bool
 	size     uint64
 	cache    []byte
+	// shm marks the shared-memory object of a shared anonymous mapping
+	// (f is nil): its size is the mapping's, and its pages live as long as
+	// a mapping of them does.
+	shm bool
 }
 
 type refPage struct {
@@ -135,6 +139,9 @@ func (m *refModel) mmap(o MmapOpts, files map[*os.File]*refFile) (hostarch.Addr,
 	}
 	if !maxPerms.SupersetOf(o.Perms) {
 		return 0, unix.EACCES
+	}
+	if rf == nil && !o.Private {
+		rf = &refFile{writable: true, size: length, cache: make([]byte, length), shm: true}
 	}
 	for i := uint64(0); i < n; i++ {
 		p := &refPage{perms: o.Perms, maxPerms: maxPerms, private: o.Private, file: rf}
@@ -578,16 +585,22 @@ func (m *refModel) clone() *refModel {
 	return c
 }
 
-// dontNeed is Madvise(MADV_DONTNEED).
+// dontNeed is Madvise(MADV_DONTNEED): every mapped page of the range is
+// advised, then a hole (the end of the space included) gives ENOMEM.
 func (m *refModel) dontNeed(addr hostarch.Addr, length uint64) unix.Errno {
-	start, n, e := m.mgmtRange(addr, length, unix.ENOMEM)
-	if e != 0 {
-		return e
+	if !addr.IsPageAligned() {
+		return unix.EINVAL
 	}
-	for i := start; i < start+n; i++ {
-		p := m.pages[i]
-		if p == nil {
-			return unix.ENOMEM
+	rounded, ok := hostarch.PageRoundUp(length)
+	if !ok || uint64(addr)+rounded < uint64(addr) {
+		return unix.EINVAL
+	}
+	var e unix.Errno
+	for a := uint64(addr); a < uint64(addr)+rounded; a += pg {
+		p := m.pages[a/pg]
+		if a >= m.size || p == nil {
+			e = unix.ENOMEM
+			continue
 		}
 		if !p.private {
 			continue
@@ -598,14 +611,12 @@ func (m *refModel) dontNeed(addr hostarch.Addr, length uint64) unix.Errno {
 			p.data = make([]byte, pg)
 		}
 	}
-	return 0
+	return e
 }
 
-// mremap drives a random Mremap against the model. Where a mapping's
-// boundaries matter (the old range must lie inside one, and grows in place
-// only from its end), the AddressSpace's Mappings say where they are:
-// how VMAs merge is the implementation's to choose, what the pages hold is
-// not.
+// mremap drives a random Mremap against the model: shrinks, growth in
+// place and by move, FIXED moves (of several mappings when the length is
+// unchanged) and duplicates (old length 0).
 func (r *modelRun) mremap() {
 	rng := r.rng
 	var old hostarch.Addr
@@ -640,89 +651,164 @@ func (r *modelRun) mremap() {
 	if rng.Intn(5) != 0 {
 		newAddr = newAddr.RoundDown()
 	}
-	r.log = append(r.log, fmt.Sprintf("Mremap(%#x, %#x, %#x, %#x, %#x)", old, oldLen, newLen, flags, newAddr))
-	var inOne, atEnd bool
-	for _, mp := range ms {
-		if mp.Range.Start <= old && old < mp.Range.End {
-			inOne = uint64(mp.Range.End-old) >= oldLen
-			atEnd = mp.Range.End == old+hostarch.Addr(oldLen)
-		}
+	if rng.Intn(10) == 0 {
+		oldLen = 0 // duplicate
 	}
+	if rng.Intn(10) == 0 {
+		newLen = oldLen // same length: with FIXED, a move of every mapping in the range
+	}
+	r.log = append(r.log, fmt.Sprintf("Mremap(%#x, %#x, %#x, %#x, %#x)", old, oldLen, newLen, flags, newAddr))
 	got, err := r.as.Mremap(old, oldLen, newLen, flags, newAddr)
-	want, werr := r.m.mremap(old, oldLen, newLen, flags, newAddr, inOne, atEnd)
+	want, werr := r.m.mremap(old, oldLen, newLen, flags, newAddr, ms)
 	if errnoOf(err) != werr || (werr == 0 && got != want) {
 		r.fail("Mremap = %#x, %v; want %#x, %v", got, err, want, werr)
 	}
 }
 
-func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, newAddr hostarch.Addr, inOne, atEnd bool) (hostarch.Addr, unix.Errno) {
+// mappingOf returns the mapping of ms containing addr.
+func mappingOf(ms []Mapping, addr hostarch.Addr) (hostarch.AddrRange, bool) {
+	for _, mp := range ms {
+		if mp.Range.Start <= addr && addr < mp.Range.End {
+			return mp.Range, true
+		}
+	}
+	return hostarch.AddrRange{}, false
+}
+
+// mremap is Linux's mremap (6.17 and later) over the model's pages. Where a
+// mapping's boundaries matter (a range to grow or move must lie in one; it
+// grows in place only from the mapping's end; a FIXED move of the same
+// length moves each mapping of the range), ms, the AddressSpace's Mappings
+// before the call, says where they are: how VMAs merge is checked against
+// the host kernel (TestHostDiff), what the pages hold is the model's.
+func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, newAddr hostarch.Addr, ms []Mapping) (hostarch.Addr, unix.Errno) {
 	mayMove, fixed := flags&unix.MREMAP_MAYMOVE != 0, flags&unix.MREMAP_FIXED != 0
-	if fixed && !mayMove {
+	if flags&^(unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED) != 0 || !old.IsPageAligned() {
 		return 0, unix.EINVAL
 	}
-	oldLen, _ = hostarch.PageRoundUp(oldLen)
-	newLen, _ = hostarch.PageRoundUp(newLen)
+	oldLen = (oldLen + pg - 1) &^ (pg - 1)
+	newLen = (newLen + pg - 1) &^ (pg - 1)
 	size := m.size
-	if uint64(old) >= size || m.pages[uint64(old)/pg] == nil {
-		return 0, unix.EFAULT
+	if newLen == 0 || newLen > size {
+		return 0, unix.EINVAL
 	}
 	if fixed {
-		if !newAddr.IsPageAligned() || newAddr < MinAddr || uint64(newAddr) > size || newLen > size-uint64(newAddr) {
+		if uint64(newAddr) > size-newLen || !newAddr.IsPageAligned() || !mayMove {
 			return 0, unix.EINVAL
 		}
-		if uint64(newAddr) < uint64(old)+oldLen && uint64(old) < uint64(newAddr)+newLen {
+		if uint64(old)+oldLen > uint64(newAddr) && uint64(newAddr)+newLen > uint64(old) {
 			return 0, unix.EINVAL
 		}
 	}
-	if uint64(old) > size || oldLen > size-uint64(old) {
-		return 0, unix.EFAULT
+	mapped := func(a uint64) bool { return a < size && m.pages[a/pg] != nil }
+	movePages := func(from, to, n uint64) {
+		moved := make([]*refPage, n/pg)
+		for k := range moved {
+			moved[k] = m.pages[from/pg+uint64(k)]
+			delete(m.pages, from/pg+uint64(k))
+		}
+		for k, p := range moved {
+			if p != nil {
+				m.pages[to/pg+uint64(k)] = p
+			}
+		}
 	}
-	o, on, nn := uint64(old)/pg, oldLen/pg, newLen/pg
-	if !fixed && on >= nn {
-		for i := o + nn; i < o+on; i++ {
+	unmap := func(a, n uint64) {
+		for i := a / pg; i < (a+n)/pg; i++ {
 			delete(m.pages, i)
 		}
-		return old, 0
 	}
-	if m.pages[o] == nil || !inOne {
+	if fixed && oldLen == newLen {
+		// Every mapping in the range moves, gaps and all.
+		if !mapped(uint64(old)) {
+			return 0, unix.EFAULT
+		}
+		end := min(uint64(old)+oldLen, size)
+		if uint64(old)+oldLen < uint64(old) {
+			end = size
+		}
+		for a := uint64(old); a < end; {
+			mp, ok := mappingOf(ms, hostarch.Addr(a))
+			if !ok {
+				a += pg
+				continue
+			}
+			pe := min(uint64(mp.End), end)
+			dst := uint64(newAddr) + (a - uint64(old))
+			unmap(dst, pe-a)
+			if dst < MinAddr {
+				return 0, unix.EPERM // mmap_min_addr, after the target is unmapped
+			}
+			movePages(a, dst, pe-a)
+			a = pe
+		}
+		return newAddr, 0
+	}
+	if !mapped(uint64(old)) {
 		return 0, unix.EFAULT
 	}
-	extend := func(at, from uint64, count uint64) {
-		last := m.pages[from]
-		for k := uint64(0); k < count; k++ {
+	if !fixed && oldLen == newLen {
+		return old, 0
+	}
+	if !fixed && newLen < oldLen {
+		if uint64(old)+oldLen < uint64(old) || uint64(old)+oldLen > size {
+			return 0, unix.EINVAL
+		}
+		unmap(uint64(old)+newLen, oldLen-newLen)
+		return old, 0
+	}
+	mp, _ := mappingOf(ms, old)
+	first := m.pages[uint64(old)/pg]
+	if oldLen == 0 && first.private {
+		return 0, unix.EINVAL
+	}
+	if min(oldLen, newLen) > uint64(mp.End-old) {
+		return 0, unix.EFAULT
+	}
+	o := uint64(old)
+	extend := func(at, n uint64, last *refPage) {
+		for k := uint64(0); k < n/pg; k++ {
 			p := &refPage{perms: last.perms, maxPerms: last.maxPerms, private: last.private, file: last.file}
 			if last.file != nil {
 				p.off = last.off + (k+1)*pg
 			} else {
 				p.data = make([]byte, pg)
 			}
-			m.pages[at+k] = p
+			m.pages[at/pg+k] = p
 		}
-	}
-	if !fixed && atEnd && o+nn <= size/pg && m.free(o+on, nn-on) {
-		extend(o+on, o+on-1, nn-on)
-		return old, 0
-	}
-	if !mayMove {
-		return 0, unix.ENOMEM
 	}
 	var dst uint64
 	if fixed {
-		dst = uint64(newAddr) / pg
-		for i := dst; i < dst+nn; i++ {
-			delete(m.pages, i)
+		dst = uint64(newAddr)
+		unmap(dst, newLen)
+		if !mapped(o) {
+			return 0, unix.EFAULT
 		}
-		if on > nn {
-			for i := o + nn; i < o+on; i++ {
-				delete(m.pages, i)
+		if oldLen > newLen {
+			if o+oldLen < o || o+oldLen > size {
+				return 0, unix.EINVAL
 			}
-			on = nn
+			unmap(o+newLen, oldLen-newLen)
+			oldLen = newLen
+		}
+		if dst < MinAddr {
+			return 0, unix.EPERM
 		}
 	} else {
+		oldEnd := o + oldLen
+		extra := newLen - oldLen
+		if oldLen > 0 && oldEnd == uint64(mp.End) && oldEnd <= size && extra <= size-oldEnd && m.free(oldEnd/pg, extra/pg) {
+			extend(oldEnd, extra, m.pages[oldEnd/pg-1])
+			return old, 0
+		}
+		if !mayMove {
+			return 0, unix.ENOMEM
+		}
 		found := false
+		nn := newLen / pg
 		for s := size/pg - nn; s >= 1; s-- {
 			if m.free(s, nn) {
-				dst, found = s, true
+				dst, found = s*pg, true
 				break
 			}
 		}
@@ -730,18 +816,18 @@ func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, n
 			return 0, unix.ENOMEM
 		}
 	}
-	moved := make([]*refPage, on)
-	for k := uint64(0); k < on; k++ {
-		moved[k] = m.pages[o+k]
-		delete(m.pages, o+k)
+	if oldLen == 0 {
+		// A second mapping of the shared pages from old on.
+		for k := uint64(0); k < newLen/pg; k++ {
+			m.pages[dst/pg+k] = &refPage{perms: first.perms, maxPerms: first.maxPerms, file: first.file, off: first.off + k*pg}
+		}
+		return hostarch.Addr(dst), 0
 	}
-	for k, p := range moved {
-		m.pages[dst+uint64(k)] = p
+	movePages(o, dst, oldLen)
+	if newLen > oldLen {
+		extend(dst+oldLen, newLen-oldLen, m.pages[(dst+oldLen)/pg-1])
 	}
-	if nn > on {
-		extend(dst+on, dst+on-1, nn-on)
-	}
-	return hostarch.Addr(dst * pg), 0
+	return hostarch.Addr(dst), 0
 }
 
 // vectored runs CopyOutFrom or CopyInTo over 1-3 random ranges.
@@ -943,7 +1029,7 @@ func (r *modelRun) compareAll() {
 		for a := mp.Range.Start; a < mp.Range.End; a += pg {
 			p := r.m.pages[uint64(a)/pg]
 			if p == nil || p.perms != mp.Perms || p.maxPerms != mp.MaxPerms || p.private != mp.Private ||
-				(p.file == nil) != (mp.FileName == "") || (p.file != nil && p.off != mp.Offset+uint64(a-mp.Range.Start)) {
+				(p.file == nil || p.file.shm) != (mp.FileName == "") || (p.file != nil && p.off != mp.Offset+uint64(a-mp.Range.Start)) {
 				r.fail("mapping %+v disagrees with the model at %#x: %+v", mp, a, p)
 			}
 			covered++
@@ -974,7 +1060,8 @@ func (r *modelRun) compareAll() {
 }
 
 // TestModel runs seeded random operation sequences against the reference
-// model. MMSIM_MODEL_OPS and MMSIM_MODEL_SEED override the defaults.
+// model. MMSIM_MODEL_OPS and MMSIM_MODEL_SEED override the defaults, and
+// MMSIM_MODEL_TIME (a Go duration, default 5m) bounds the run.
 func TestModel(t *testing.T) {
 	ops := 120000
 	if testing.Short() {
@@ -988,7 +1075,15 @@ func TestModel(t *testing.T) {
 		fmt.Sscan(s, &seed)
 	}
 	const runs = 4
-	deadline := time.Now().Add(5 * time.Minute)
+	limit := 5 * time.Minute
+	if s := os.Getenv("MMSIM_MODEL_TIME"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit = d
+	}
+	deadline := time.Now().Add(limit)
 	done := 0
 	for run := 0; run < runs; run++ {
 		done += modelRunOnce(t, seed+int64(run), ops/runs, deadline)

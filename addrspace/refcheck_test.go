@@ -22,7 +22,6 @@ func checkRefs(fam []*AddressSpace) error {
 					count[p]++
 				}
 			}
-			as.forEachPage(v, v.start, v.end, add)
 			as.pt.Owned(uint64(v.start), uint64(v.end), add)
 			return true
 		})

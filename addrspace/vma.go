@@ -28,45 +28,82 @@ type vma struct {
 	file *fileRef
 	off  uint64
 
-	// mem is the memory-file offset of start, for shared anonymous
-	// mappings: page start+i is memory-file page mem+i, which the VMA holds
-	// a reference to (Linux's shmem object). Private anonymous memory is
-	// backed by the page table (pma.Table) on first touch.
-	mem uint64
-
 	// name labels an anonymous mapping in WriteMaps ("[heap]", say).
 	name string
-}
 
-// usesMem reports whether v is shared anonymous memory, whose pages v
-// references in the memory file.
-func (v *vma) usesMem() bool { return v.file == nil && !v.private }
+	// pgoff plays Linux's vm_pgoff for private anonymous memory: the
+	// address at which the mapping was created (in bytes, plus the offset of
+	// start into it). It stays with the pages when Mremap moves them and
+	// continues when it grows them, so that two private anonymous VMAs are
+	// one mapping to the user exactly when Linux would merge them: same
+	// attributes and contiguous pgoff. Where their memory-file pages are not
+	// contiguous too, the tree keeps them as two VMAs (see compatible).
+	pgoff uint64
+
+	// account plays Linux's VM_ACCOUNT: set on a private mapping once it
+	// has been writable (by Mmap or Mprotect), and never cleared (Linux
+	// clears it only on anonymous memory never written, which mmsim does
+	// not track: see anonID). VMAs that differ in it do not merge.
+	account bool
+
+	// anonID plays the identity of Linux's anon_vma, which a private VMA
+	// gets on its first write fault: Linux merges two private VMAs only if
+	// they share it or one has none yet. For private file mappings mmsim
+	// sees that fault (the first copy on write, anonFault). For private
+	// anonymous memory it cannot see which pages a program writes, so it
+	// assumes, as for nearly every program, that a mapping is written soon
+	// after it is made (assignAnonID). 0 means none yet.
+	anonID uint64
+
+	// advice is the access pattern that Madvise set (unix.MADV_RANDOM or
+	// MADV_SEQUENTIAL; 0 for normal): Linux keeps it in the VMA's flags, so
+	// VMAs with different advice do not merge.
+	advice int
+}
 
 func (v *vma) length() uint64 { return uint64(v.end - v.start) }
 
 func (v *vma) ar() hostarch.AddrRange { return hostarch.AddrRange{Start: v.start, End: v.end} }
 
-// memAt returns the memory-file offset of the page at addr in v.
-func (v *vma) memAt(addr hostarch.Addr) uint64 { return v.mem + uint64(addr-v.start) }
-
 // offAt returns the file offset of the page at addr in v.
 func (v *vma) offAt(addr hostarch.Addr) uint64 { return v.off + uint64(addr-v.start) }
 
+// pgoffAt returns the pgoff of the page at addr in v.
+func (v *vma) pgoffAt(addr hostarch.Addr) uint64 { return v.pgoff + uint64(addr-v.start) }
+
 // compatible reports whether next, which starts where v ends, is v's
-// continuation: the same attributes and contiguous backing, so that the two
-// are one mapping (Linux merges such VMAs).
+// continuation as Linux merges VMAs: the same permissions, sharing, file
+// (or shared-memory object) at the next offset, name and advice, and for
+// private anonymous memory the next pgoff. Such VMAs are one mapping, in
+// the tree as to the user (the page table backs private pages whatever
+// their VMA).
 func (v *vma) compatible(next *vma) bool {
 	if v.end != next.start || v.perms != next.perms || v.maxPerms != next.maxPerms ||
-		v.private != next.private || v.file != next.file || v.name != next.name {
+		v.private != next.private || v.file != next.file || v.name != next.name || v.advice != next.advice {
 		return false
 	}
-	if v.file != nil && next.off != v.off+v.length() {
+	if v.account != next.account || (v.anonID != 0 && next.anonID != 0 && v.anonID != next.anonID) {
 		return false
 	}
-	if v.usesMem() && next.mem != v.mem+v.length() {
+	if v.file != nil {
+		return next.off == v.off+v.length()
+	}
+	return next.pgoff == v.pgoff+v.length()
+}
+
+// anonReusable reports whether Linux's first write fault in one of v and
+// next (private VMAs, next starting where v ends) reuses the other's
+// anon_vma (anon_vma_compatible): the same attributes but for the
+// permissions (VM_ACCOUNT included), and contiguous file offset or pgoff.
+func (v *vma) anonReusable(next *vma) bool {
+	if v.end != next.start || !v.private || !next.private || v.file != next.file ||
+		v.maxPerms != next.maxPerms || v.name != next.name || v.advice != next.advice || v.account != next.account {
 		return false
 	}
-	return true
+	if v.file != nil {
+		return next.off == v.off+v.length()
+	}
+	return next.pgoff == v.pgoff+v.length()
 }
 
 func vmaLess(a, b *vma) bool { return a.start < b.start }
@@ -84,6 +121,12 @@ type fileRef struct {
 	dev, ino uint64
 	writable bool
 	refs     int
+
+	// shm is set for the shared-memory object of a shared anonymous
+	// mapping (Linux's shmem file behind MAP_SHARED|MAP_ANONYMOUS): a memfd
+	// of the mapping's size, made by Mmap, that lives as long as a mapping
+	// of it does. The mappings show as anonymous.
+	shm bool
 }
 
 type fileKey struct {
@@ -162,3 +205,24 @@ func (as *AddressSpace) dropFile(r *fileRef) {
 }
 
 func newFile(fd int, name string) *os.File { return os.NewFile(uintptr(fd), name) }
+
+// newShm returns a new shared-memory object of length bytes, with one
+// reference, for a shared anonymous mapping. As on Linux, its pages past
+// length (reached by growing a mapping with Mremap) fault with SIGBUS.
+func (as *AddressSpace) newShm(length uint64) (*fileRef, error) {
+	fd, err := unix.MemfdCreate("mmsim-shm", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("addrspace: creating a shared-memory object: %v: %w", err, unix.ENOMEM)
+	}
+	var st unix.Stat_t
+	if err := unix.Ftruncate(fd, int64(length)); err == nil {
+		err = unix.Fstat(fd, &st)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("addrspace: sizing a shared-memory object: %v: %w", err, unix.ENOMEM)
+	}
+	r := &fileRef{f: newFile(fd, "/dev/zero (deleted)"), dev: uint64(st.Dev), ino: st.Ino, writable: true, refs: 1, shm: true}
+	as.files[fileKey{r.dev, r.ino, true}] = r
+	return r, nil
+}
