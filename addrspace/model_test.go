@@ -1009,16 +1009,16 @@ func (r *modelRun) compareAll() {
 			r.fail("space %d page %#x (%+v): CopyIn = %d, %v (first difference at %#x: %#x, want %#x)", idx, addr, *p, n, err, first, buf[max(first, 0)], want[max(first, 0)])
 		}
 	}
-	// A private file page the model copied has its own memory-file page
-	// (fault-around may have copied its neighbours too).
+	// A private file page has a memory-file page of its own iff the model
+	// copied it (fault-around takes in only pages copied already).
 	r.as.mu.Lock()
 	for n, p := range r.m.pages {
-		if p.private && p.file != nil && p.data != nil {
+		if p.private && p.file != nil {
 			has := false
 			r.as.pt.Owned(n*pg, n*pg+pg, func(uint64, uint64) { has = true })
-			if !has {
+			if has != (p.data != nil) {
 				r.as.mu.Unlock()
-				r.fail("page %#x: the model copied it, the page table has no page of its own", n*pg)
+				r.fail("page %#x: the page table has a page of its own: %v; the model copied it: %v", n*pg, has, p.data != nil)
 			}
 		}
 	}

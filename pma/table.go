@@ -491,6 +491,9 @@ func (t *Table) Fault(m Mapping, addr uint64, write, max bool) error {
 	page := addr &^ (hostarch.PageSize - 1)
 	e := t.entryAt(page)
 	if e != nil && (!write || !m.Private || !e.cow) {
+		if beyondEOF(e, page) {
+			return ErrBeyondEOF
+		}
 		if e.mapped(max) {
 			return nil // mapped meanwhile: retry
 		}
@@ -821,7 +824,8 @@ func (t *Table) maybeRelay(m Mapping, max bool) {
 }
 
 // AccessibleUpTo returns the end of the longest prefix of [start, end)
-// that a view maps for an access (a write, if write), at most end.
+// that a view maps for an access (a write, if write), at most end. Pages of
+// a file wholly beyond its end are not accessible (the host raises SIGBUS).
 func (t *Table) AccessibleUpTo(start, end uint64, write, max bool) uint64 {
 	cur := start
 	for _, e := range t.entriesIn(start, end) {
@@ -834,9 +838,41 @@ func (t *Table) AccessibleUpTo(start, end uint64, write, max bool) uint64 {
 		if e.hostProt(max)&unix.PROT_READ == 0 {
 			return cur
 		}
+		if !e.owned {
+			if eof := fileEndIn(e); eof < min(e.end, end) {
+				if eof <= cur {
+					return cur
+				}
+				return eof
+			}
+		}
 		cur = min(e.end, end)
 	}
 	return cur
+}
+
+// fileEndIn returns the simulated address at which e's file ends (rounded
+// up to a page), or e.end if the file reaches past e.
+func fileEndIn(e *entry) uint64 {
+	var st unix.Stat_t
+	if unix.Fstat(e.fd, &st) != nil {
+		return e.end
+	}
+	size := uint64(st.Size)
+	if size <= e.off {
+		return e.start
+	}
+	rounded := (size - e.off + hostarch.PageSize - 1) &^ (hostarch.PageSize - 1)
+	if rounded >= e.length() {
+		return e.end
+	}
+	return e.start + rounded
+}
+
+// beyondEOF reports whether page, in e (which caches a file's pages), lies
+// wholly beyond the end of the file.
+func beyondEOF(e *entry, page uint64) bool {
+	return !e.owned && page >= fileEndIn(e)
 }
 
 // Unmap drops the backing of [start, end): the views stop mapping it and
