@@ -27,9 +27,12 @@
 // SIGBUS handler later (typically a C library, through sigaction(3)) takes
 // every fault from then on; unless it chains to the handler it replaced, the
 // first fault in a copy kills the process, often without a message.
-// CheckHandlers reports such a replacement (addrspace.New calls it and
-// refuses with unix.EBUSY); a handler installed after that point cannot be
-// detected before it takes a fault. A handler installed before the Go
+// CheckHandlers detects a replacement and, since a handler's code does not
+// say whether it chains, tries the new handlers once in a forked child:
+// handlers that pass this package's faults on (gVisor's safecopy, crash
+// reporters that chain) are accepted, others reported (addrspace.New calls it
+// and refuses with unix.EBUSY). A handler installed after that point cannot
+// be detected before it takes a fault. A handler installed before the Go
 // program starts (a C constructor) is fine: the Go runtime forwards the
 // faults that are not its own to it, and this package chains to the runtime.
 //

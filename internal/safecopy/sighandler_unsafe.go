@@ -80,36 +80,3 @@ func replaceHandler(sig unix.Signal, handler uintptr, saved *uintptr) error {
 	}
 	return nil
 }
-
-// CheckHandlers returns nil if the process's SIGSEGV and SIGBUS handlers are
-// still the ones this package installed at init, and otherwise an error
-// wrapping unix.EBUSY that names the signal and the handler found.
-//
-// Every fault-safe routine relies on them: if other code (typically a C
-// library, through sigaction(3)) has installed a handler of its own since, a
-// fault in a copy goes to that handler instead, and unless it chains to the
-// handler it replaced, the process dies, often with no message at all. A
-// handler that does chain works, but cannot be told apart from one that does
-// not, so CheckHandlers reports both. It costs two rt_sigaction calls.
-//
-// A fault that reaches this package's slow path was delivered to its
-// handler, so checking there would only ever see handlers that work: the
-// check belongs before faults are expected (addrspace.New calls it).
-func CheckHandlers() error {
-	for _, sig := range [...]struct {
-		num  unix.Signal
-		name string
-	}{{unix.SIGSEGV, "SIGSEGV"}, {unix.SIGBUS, "SIGBUS"}} {
-		var sa kernelSigaction
-		if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig.num), 0, uintptr(unsafe.Pointer(&sa)), 8, 0, 0); e != 0 {
-			return fmt.Errorf("safecopy: querying the %s handler: %w", sig.name, e)
-		}
-		if sa.handler != ourHandler {
-			return fmt.Errorf("safecopy: the %s handler is no longer mmsim's (%#x is installed, flags %#x, in place of %#x): "+
-				"some code, typically a C library, installed its own after the program started, and a fault in a fault-safe copy "+
-				"would go to it and kill the process unless it chains to the previous handler: %w",
-				sig.name, sa.handler, sa.flags, ourHandler, unix.EBUSY)
-		}
-	}
-	return nil
-}
