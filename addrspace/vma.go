@@ -215,7 +215,8 @@ func (as *AddressSpace) newShm(length uint64) (*fileRef, error) {
 		return nil, fmt.Errorf("addrspace: creating a shared-memory object: %v: %w", err, unix.ENOMEM)
 	}
 	var st unix.Stat_t
-	if err := unix.Ftruncate(fd, int64(length)); err == nil {
+	err = unix.Ftruncate(fd, int64(length))
+	if err == nil {
 		err = unix.Fstat(fd, &st)
 	}
 	if err != nil {
