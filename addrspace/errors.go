@@ -62,6 +62,11 @@ type FaultError struct {
 
 	// Reason says why.
 	Reason FaultReason
+
+	// InSource is set by CopyBetween when the fault was in the source
+	// address space (Addr is then the source's); it is false for a fault in
+	// the destination, and for every other call.
+	InSource bool
 }
 
 // Error implements error.Error.
