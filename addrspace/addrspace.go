@@ -231,14 +231,19 @@ type MmapOpts struct {
 
 	// Name labels an anonymous mapping in Mappings and WriteMaps (as
 	// Linux's "[stack]" or prctl(PR_SET_VMA_ANON_NAME) do); mappings with
-	// different names never merge. Ignored for file mappings.
+	// different names never merge. Ignored for file mappings. It must be
+	// "", one of the labels Linux's kernel gives its own mappings ("[stack]",
+	// "[vdso]", "[vvar]"), or a name prctl(PR_SET_VMA_ANON_NAME) accepts: at
+	// most 79 bytes of printable ASCII without any of \ ` $ [ ] (shown as
+	// "[anon:Name]"); otherwise Mmap fails with EINVAL.
 	Name string
 }
 
 // Mmap creates a mapping and returns its address, as mmap(2) does.
 //
 // Errors (each wrapping a unix.Errno; a failed Mmap changes nothing):
-// EINVAL for a zero Length, or an unaligned fixed Addr or Offset; EPERM
+// EINVAL for a zero Length, an unaligned fixed Addr or Offset, or an
+// invalid Name; EPERM
 // for a fixed mapping at page 0; ENOMEM if the mapping does not fit in the
 // address space, no gap is large enough, or the host refuses more mappings;
 // EOVERFLOW if Offset+Length overflows; EACCES if File is not open for
@@ -248,6 +253,11 @@ type MmapOpts struct {
 func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	if opts.Length == 0 {
 		return 0, fmt.Errorf("addrspace: mmap of length 0: %w", unix.EINVAL)
+	}
+	if opts.File == nil {
+		if err := checkName(opts.Name); err != nil {
+			return 0, err
+		}
 	}
 	length, ok := hostarch.PageRoundUp(opts.Length)
 	if !ok || length == 0 {
