@@ -212,7 +212,7 @@ type MmapOpts struct {
 
 	// MaxPerms are the most that Mprotect may grant later. Zero means the
 	// most the target allows: for a shared file mapping, read and execute,
-	// plus write if File is open for writing; for private and anonymous
+	// plus write if File is open for writing and not write-sealed; for private and anonymous
 	// mappings, read, write and execute. A non-zero MaxPerms is reduced to
 	// what the target allows.
 	MaxPerms hostarch.AccessType
@@ -248,7 +248,9 @@ type MmapOpts struct {
 // address space, no gap is large enough, or the host refuses more mappings;
 // EOVERFLOW if Offset+Length overflows; EACCES if File is not open for
 // reading, or Perms exceed MaxPerms or what File's open mode allows for a
-// shared mapping; ENODEV if File is not a regular file; ErrClosed after
+// shared mapping; EPERM for a writable shared mapping of a write-sealed
+// memfd (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE), whose shared mappings never
+// have write in MaxPerms, as on Linux; ENODEV if File is not a regular file; ErrClosed after
 // Close.
 func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	if opts.Length == 0 {
@@ -317,7 +319,7 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 
 	allowed := hostarch.AnyAccess
 	if opts.File != nil {
-		r, err := as.openFile(opts.File)
+		r, err := as.openFile(opts.File, !opts.Private && opts.Perms.Write)
 		if err != nil {
 			return 0, err
 		}

@@ -116,8 +116,9 @@ func (r *fileRef) fd() int { return int(r.f.Fd()) }
 
 // openFile returns the fileRef for f, taking a new reference, and reports
 // whether f is open for writing. It fails with EACCES if f is not open for
-// reading (mmap requires it) and EBADF if f is not an open file.
-func (as *AddressSpace) openFile(f *os.File) (*fileRef, error) {
+// reading (mmap requires it), EBADF if f is not an open file, and EPERM if
+// sharedWrite (the mapping is shared and writable) but f is write-sealed.
+func (as *AddressSpace) openFile(f *os.File, sharedWrite bool) (*fileRef, error) {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("addrspace: mmap of %s: %w", f.Name(), unix.EBADF)
@@ -125,6 +126,7 @@ func (as *AddressSpace) openFile(f *os.File) (*fileRef, error) {
 	var (
 		st      unix.Stat_t
 		flags   int
+		seals   int
 		newFD   int
 		opErr   error
 		dupDone bool
@@ -139,6 +141,7 @@ func (as *AddressSpace) openFile(f *os.File) (*fileRef, error) {
 		if flags&unix.O_ACCMODE == unix.O_WRONLY {
 			return
 		}
+		seals = fileSeals(fd)
 		newFD, opErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
 		dupDone = opErr == nil
 	})
@@ -155,7 +158,11 @@ func (as *AddressSpace) openFile(f *os.File) (*fileRef, error) {
 		unix.Close(newFD)
 		return nil, fmt.Errorf("addrspace: mmap of %s: not a regular file: %w", f.Name(), unix.ENODEV)
 	}
-	key := fileKey{uint64(st.Dev), st.Ino, flags&unix.O_ACCMODE == unix.O_RDWR}
+	if err := checkSeals(f, flags, seals, sharedWrite); err != nil {
+		unix.Close(newFD)
+		return nil, err
+	}
+	key := fileKey{uint64(st.Dev), st.Ino, mapsWritable(flags, seals)}
 	if r := as.files[key]; r != nil {
 		unix.Close(newFD)
 		r.refs++
