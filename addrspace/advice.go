@@ -166,41 +166,6 @@ func (as *AddressSpace) Msync(addr hostarch.Addr, length uint64, flags int) erro
 	})
 }
 
-// Mincore reports which pages of [addr, addr+length) are resident in host
-// memory, as mincore(2) does: one bool per page. For file and shared
-// mappings this is the residency of the backing page in the host's page
-// cache. length is rounded up to whole pages.
-//
-// Errors (wrapping a unix.Errno): EINVAL for an unaligned addr; ENOMEM if
-// any page of the range is not mapped or lies beyond the address space;
-// ErrClosed after Close.
-func (as *AddressSpace) Mincore(addr hostarch.Addr, length uint64) ([]bool, error) {
-	ar, err := as.mgmtRange("mincore", addr, length, unix.ENOMEM)
-	if err != nil {
-		return nil, err
-	}
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	if as.closed.Load() {
-		return nil, errClosedMgmt
-	}
-	if ar.Length() == 0 {
-		return []bool{}, nil
-	}
-	if err := as.forMapped("mincore", ar, false, func(*vma, hostarch.AddrRange) error { return nil }); err != nil {
-		return nil, err
-	}
-	vec := make([]byte, ar.Length()/hostarch.PageSize)
-	if _, _, e := unix.Syscall(unix.SYS_MINCORE, as.app.Base()+uintptr(ar.Start), uintptr(ar.Length()), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
-		return nil, fmt.Errorf("addrspace: mincore: %w", e)
-	}
-	res := make([]bool, len(vec))
-	for i, b := range vec {
-		res[i] = b&1 != 0
-	}
-	return res, nil
-}
-
 func hostMadvise(addr uintptr, length uint64, advice int) {
 	unix.Syscall(unix.SYS_MADVISE, addr, uintptr(length), uintptr(advice))
 }
