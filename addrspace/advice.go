@@ -2,7 +2,6 @@ package addrspace
 
 import (
 	"fmt"
-	"unsafe"
 
 	"github.com/mmsim/mmsim/hostarch"
 	"golang.org/x/sys/unix"
@@ -211,18 +210,7 @@ func (as *AddressSpace) Stats() (Stats, error) {
 	st.Mappings = len(as.mappingsLocked())
 	as.vmas.Ascend(func(v *vma) bool {
 		st.MappedBytes += v.length()
-		n := v.length() / hostarch.PageSize
-		if uint64(cap(vec)) < n {
-			vec = make([]byte, n)
-		}
-		vec = vec[:n]
-		if _, _, e := unix.Syscall(unix.SYS_MINCORE, as.app.Base()+uintptr(v.start), uintptr(v.length()), uintptr(unsafe.Pointer(&vec[0]))); e == 0 {
-			for _, b := range vec {
-				if b&1 != 0 {
-					st.ResidentBytes += hostarch.PageSize
-				}
-			}
-		}
+		st.ResidentBytes += as.residentLocked(v.ar(), &vec)
 		as.forEachPage(v, v.start, v.end, func(off, length uint64) {
 			st.SharedPages += as.mem.SharedBytes(off, length) / hostarch.PageSize
 		})

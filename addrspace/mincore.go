@@ -143,3 +143,27 @@ func (as *AddressSpace) mincoreStep(r hostarch.AddrRange, vec []byte) error {
 	}
 	return nil
 }
+
+// residentLocked returns the number of resident bytes in r, querying the
+// host a chunk at a time into scratch (at most mincoreChunk bytes, grown on
+// first use), so that the memory used does not grow with r.
+//
+// Preconditions: as.mu is held; r is page-aligned and mapped.
+func (as *AddressSpace) residentLocked(r hostarch.AddrRange, scratch *[]byte) uint64 {
+	var n uint64
+	for cur := r.Start; cur < r.End; {
+		c, _ := chunkAt(r, cur)
+		pages := uint64(c.Length()) / hostarch.PageSize
+		if uint64(cap(*scratch)) < pages {
+			*scratch = make([]byte, pages)
+		}
+		vec := (*scratch)[:pages]
+		if hostMincore(as.app.Base()+uintptr(c.Start), vec) == nil {
+			for _, b := range vec {
+				n += uint64(b & 1)
+			}
+		}
+		cur = c.End
+	}
+	return n * hostarch.PageSize
+}
