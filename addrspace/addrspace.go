@@ -112,7 +112,7 @@ func New(opts Options) (*AddressSpace, error) {
 	}
 	mem, err := pma.NewMemoryFile("mmsim")
 	if err != nil {
-		return nil, err
+		return nil, memoryFileError(err)
 	}
 	as, err := newWithMemory(size, mem)
 	if err != nil {
@@ -245,7 +245,8 @@ type MmapOpts struct {
 // EINVAL for a zero Length, an unaligned fixed Addr or Offset, or an
 // invalid Name; EPERM
 // for a fixed mapping at page 0; ENOMEM if the mapping does not fit in the
-// address space, no gap is large enough, or the host refuses more mappings;
+// address space, no gap is large enough, or the host refuses more mappings
+// or the descriptor the address space keeps of File;
 // EOVERFLOW if Offset+Length overflows; EACCES if File is not open for
 // reading, or Perms exceed MaxPerms or what File's open mode allows for a
 // shared mapping; EPERM for a writable shared mapping of a write-sealed
