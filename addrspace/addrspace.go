@@ -33,8 +33,8 @@ type Options struct {
 
 	// BrkStart is where the heap that Brk manages starts (Linux's
 	// start_brk, which exec places after the program's bss). 0 selects
-	// Size/8. It must be page-aligned and inside the address space; see
-	// also SetBrkStart.
+	// Size/8 rounded down to a page, or MinAddr if that is 0. It must be
+	// page-aligned and inside the address space; see also SetBrkStart.
 	BrkStart hostarch.Addr
 }
 
@@ -105,7 +105,7 @@ func New(opts Options) (*AddressSpace, error) {
 	}
 	brk := opts.BrkStart
 	if brk == 0 {
-		brk = hostarch.Addr(size / 8).RoundDown()
+		brk = max(hostarch.Addr(size/8).RoundDown(), MinAddr)
 	}
 	if !brk.IsPageAligned() || brk < MinAddr || uint64(brk) >= size {
 		return nil, fmt.Errorf("addrspace: BrkStart %#x is not a page-aligned address inside the address space: %w", brk, unix.EINVAL)
