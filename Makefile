@@ -26,7 +26,8 @@ unit:
 FUZZ_TARGETS := \
 	./hostarch:FuzzAddrRangeSeq \
 	./usermem:FuzzCopyInt32StringsInVec \
-	./addrspace:FuzzModel
+	./addrspace:FuzzModel \
+	./addrspace:FuzzHostile
 
 fuzz-smoke fuzz:
 	@for t in $(FUZZ_TARGETS); do \
