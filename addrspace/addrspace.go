@@ -243,16 +243,15 @@ type MmapOpts struct {
 //
 // Errors (each wrapping a unix.Errno; a failed Mmap changes nothing):
 // EINVAL for a zero Length, an unaligned fixed Addr or Offset, or an
-// invalid Name; EPERM
-// for a fixed mapping at page 0; ENOMEM if the mapping does not fit in the
-// address space, no gap is large enough, or the host refuses more mappings
-// or the descriptor the address space keeps of File;
-// EOVERFLOW if Offset+Length overflows; EACCES if File is not open for
-// reading, or Perms exceed MaxPerms or what File's open mode allows for a
-// shared mapping; EPERM for a writable shared mapping of a write-sealed
-// memfd (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE), whose shared mappings never
-// have write in MaxPerms, as on Linux; ENODEV if File is not a regular file; ErrClosed after
-// Close.
+// invalid Name; EPERM for a fixed mapping at page 0, or a writable shared
+// mapping of a write-sealed memfd (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE),
+// whose shared mappings never have write in MaxPerms, as on Linux; ENOMEM
+// if the mapping does not fit in the address space, no gap is large
+// enough, or the host refuses more mappings or the descriptor the address
+// space keeps of File; EOVERFLOW if Offset+Length overflows; EACCES if File
+// is not open for reading, or Perms exceed MaxPerms or what File's open
+// mode allows for a shared mapping; EBADF if File is closed; ENODEV if File
+// is not a regular file; ErrClosed after Close.
 func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	if opts.Length == 0 {
 		return 0, fmt.Errorf("addrspace: mmap of length 0: %w", unix.EINVAL)
