@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -41,14 +42,25 @@ import (
 //     never changes, nor a canary on the Go heap;
 //   - the copies' counts are exact (every byte before the first
 //     inaccessible one), n < len iff err != nil, and a fault names the
-//     first byte not copied.
+//     first byte not copied;
+//   - no call takes longer than hostileStall.
+//
+// Requests the library serves correctly but that would exhaust the test
+// machine (writes of gigabytes, so many copy-on-write pages that the
+// process nears vm.max_map_count) are bounded; the stalls and crashes known
+// from issue 10 are skipped or bounded where their inputs are generated,
+// each with a comment.
+//
+// HOSTILE_LOG=1 logs every call of an input; HOSTILE_SLOW=file appends the
+// calls slower than 200 ms and a goroutine dump of iterations that hang;
+// HOSTILE_STDERR=prefix keeps each fuzz worker's stderr (a fatal error).
 func FuzzHostile(f *testing.F) {
 	for seed := int64(0); seed < 8; seed++ {
 		b := make([]byte, 600)
 		rand.New(rand.NewSource(seed)).Read(b)
 		f.Add(b)
 	}
-	if p := os.Getenv("HOSTILE_STDERR"); p != "" {
+	if p := os.Getenv("HOSTILE_STDERR"); p != "" && slices.Contains(os.Args, "-test.fuzzworker") {
 		// Debugging aid: keep what a dying fuzz worker writes (a runtime
 		// fatal error), which the fuzzing coordinator does not show.
 		if f, err := os.OpenFile(fmt.Sprintf("%s.%d", p, os.Getpid()), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
