@@ -64,7 +64,8 @@ arm64:
 FUZZ_TARGETS := \
 	./hostarch:FuzzAddrRangeSeq \
 	./usermem:FuzzCopyInt32StringsInVec \
-	./addrspace:FuzzModel
+	./addrspace:FuzzModel \
+	./addrspace:FuzzHostile
 
 fuzz-smoke fuzz:
 	@for t in $(FUZZ_TARGETS); do \

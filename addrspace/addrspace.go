@@ -33,8 +33,8 @@ type Options struct {
 
 	// BrkStart is where the heap that Brk manages starts (Linux's
 	// start_brk, which exec places after the program's bss). 0 selects
-	// Size/8. It must be page-aligned and inside the address space; see
-	// also SetBrkStart.
+	// Size/8 rounded down to a page, or MinAddr if that is 0. It must be
+	// page-aligned and inside the address space; see also SetBrkStart.
 	BrkStart hostarch.Addr
 
 	// MaxMapCount limits the number of mappings (VMAs, as Mappings lists
@@ -118,7 +118,7 @@ func New(opts Options) (*AddressSpace, error) {
 	}
 	brk := opts.BrkStart
 	if brk == 0 {
-		brk = hostarch.Addr(size / 8).RoundDown()
+		brk = max(hostarch.Addr(size/8).RoundDown(), MinAddr)
 	}
 	if !brk.IsPageAligned() || brk < MinAddr || uint64(brk) >= size {
 		return nil, fmt.Errorf("addrspace: BrkStart %#x is not a page-aligned address inside the address space: %w", brk, unix.EINVAL)
@@ -128,7 +128,7 @@ func New(opts Options) (*AddressSpace, error) {
 	}
 	mem, err := pma.NewMemoryFile("mmsim")
 	if err != nil {
-		return nil, fmt.Errorf("addrspace: creating the memory file: %v: %w", err, unix.ENOMEM)
+		return nil, memoryFileError(err)
 	}
 	as, err := newWithMemory(size, mem, 1)
 	if err != nil {
@@ -222,7 +222,7 @@ type MmapOpts struct {
 
 	// MaxPerms are the most that Mprotect may grant later. Zero means the
 	// most the target allows: for a shared file mapping, read and execute,
-	// plus write if File is open for writing; for private and anonymous
+	// plus write if File is open for writing and not write-sealed; for private and anonymous
 	// mappings, read, write and execute. A non-zero MaxPerms is reduced to
 	// what the target allows.
 	MaxPerms hostarch.AccessType
@@ -241,23 +241,35 @@ type MmapOpts struct {
 
 	// Name labels an anonymous mapping in Mappings and WriteMaps (as
 	// Linux's "[stack]" or prctl(PR_SET_VMA_ANON_NAME) do); mappings with
-	// different names never merge. Ignored for file mappings.
+	// different names never merge. Ignored for file mappings. It must be
+	// "", one of the labels Linux's kernel gives its own mappings ("[stack]",
+	// "[vdso]", "[vvar]"), or a name prctl(PR_SET_VMA_ANON_NAME) accepts: at
+	// most 79 bytes of printable ASCII without any of \ ` $ [ ] (shown as
+	// "[anon:Name]"); otherwise Mmap fails with EINVAL.
 	Name string
 }
 
 // Mmap creates a mapping and returns its address, as mmap(2) does.
 //
 // Errors (each wrapping a unix.Errno; a failed Mmap changes nothing):
-// EINVAL for a zero Length, or an unaligned fixed Addr or Offset; EPERM
-// for a fixed mapping at page 0; ENOMEM if the mapping does not fit in the
-// address space, no gap is large enough, or the host refuses more mappings;
-// EOVERFLOW if Offset+Length overflows; EACCES if File is not open for
-// reading, or Perms exceed MaxPerms or what File's open mode allows for a
-// shared mapping; ENODEV if File is not a regular file; ErrClosed after
-// Close.
+// EINVAL for a zero Length, an unaligned fixed Addr or Offset, or an
+// invalid Name; EPERM for a fixed mapping at page 0, or a writable shared
+// mapping of a write-sealed memfd (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE),
+// whose shared mappings never have write in MaxPerms, as on Linux; ENOMEM
+// if the mapping does not fit in the address space, no gap is large
+// enough, or the host refuses more mappings or the descriptor the address
+// space keeps of File; EOVERFLOW if Offset+Length overflows; EACCES if File
+// is not open for reading, or Perms exceed MaxPerms or what File's open
+// mode allows for a shared mapping; EBADF if File is closed; ENODEV if File
+// is not a regular file; ErrClosed after Close.
 func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	if opts.Length == 0 {
 		return 0, fmt.Errorf("addrspace: mmap of length 0: %w", unix.EINVAL)
+	}
+	if opts.File == nil {
+		if err := checkName(opts.Name); err != nil {
+			return 0, err
+		}
 	}
 	length, ok := hostarch.PageRoundUp(opts.Length)
 	if !ok || length == 0 {
@@ -325,7 +337,7 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 		}
 		v.file = r
 	} else if opts.File != nil {
-		r, err := as.openFile(opts.File)
+		r, err := as.openFile(opts.File, !opts.Private && opts.Perms.Write)
 		if err != nil {
 			return 0, err
 		}

@@ -205,49 +205,6 @@ func (as *AddressSpace) Msync(addr hostarch.Addr, length uint64, flags int) erro
 	})
 }
 
-// Mincore reports which pages of [addr, addr+length) are resident in host
-// memory, as mincore(2) does: one bool per page. For file and shared
-// mappings this is the residency of the backing page in the host's page
-// cache. length is rounded up to whole pages.
-//
-// Errors (wrapping a unix.Errno): EINVAL for an unaligned addr; ENOMEM if
-// any page of the range is not mapped or lies beyond the address space;
-// ErrClosed after Close.
-func (as *AddressSpace) Mincore(addr hostarch.Addr, length uint64) ([]bool, error) {
-	ar, err := as.mgmtRange("mincore", addr, length, unix.ENOMEM)
-	if err != nil {
-		return nil, err
-	}
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	if as.closed.Load() {
-		return nil, errClosedMgmt
-	}
-	if ar.Length() == 0 {
-		return []bool{}, nil
-	}
-	if err := as.forMapped("mincore", ar, false, func(*vma, hostarch.AddrRange) error { return nil }); err != nil {
-		return nil, err
-	}
-	res := make([]bool, ar.Length()/hostarch.PageSize)
-	as.visit(ar, func(v *vma) bool {
-		r := v.ar().Intersect(ar)
-		if !v.private || v.file != nil {
-			// File and shared pages are resident as their backing is: map
-			// them so the host can say.
-			if err = as.pt.Fill(as.mapping(v), uint64(r.Start), uint64(r.End)); err != nil {
-				return false
-			}
-		}
-		as.pt.Resident(uint64(r.Start), uint64(r.End), res[(r.Start-ar.Start)/hostarch.PageSize:(r.End-ar.Start)/hostarch.PageSize])
-		return true
-	})
-	if err != nil {
-		return nil, fmt.Errorf("addrspace: mincore: %w", err)
-	}
-	return res, nil
-}
-
 // Stats describes an address space's use of memory.
 type Stats struct {
 	// Mappings is the number of mappings, as Mappings lists them.
@@ -293,22 +250,10 @@ func (as *AddressSpace) Stats() (Stats, error) {
 		return Stats{}, errClosedMgmt
 	}
 	var st Stats
-	var vec []bool
 	st.Mappings = len(as.mappingsLocked())
 	as.vmas.Ascend(func(v *vma) bool {
 		st.MappedBytes += v.length()
-		n := v.length() / hostarch.PageSize
-		if uint64(cap(vec)) < n {
-			vec = make([]bool, n)
-		}
-		vec = vec[:n]
-		clear(vec)
-		as.pt.Resident(uint64(v.start), uint64(v.end), vec)
-		for _, b := range vec {
-			if b {
-				st.ResidentBytes += hostarch.PageSize
-			}
-		}
+		st.ResidentBytes += as.pt.ResidentPages(uint64(v.start), uint64(v.end)) * hostarch.PageSize
 		count := func(off, length uint64) {
 			shared := as.mem.SharedBytes(off, length)
 			st.SharedPages += shared / hostarch.PageSize

@@ -78,7 +78,7 @@ func (as *AddressSpace) adoptFile(r *fileRef) (*fileRef, error) {
 	}
 	fd, err := unix.FcntlInt(uintptr(r.fd()), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("duplicating the descriptor of %s: %w", r.name, err)
+		return nil, dupError(r.name, err)
 	}
 	mine := &fileRef{f: newFile(fd, r.name), name: r.name, dev: r.dev, ino: r.ino, writable: r.writable, refs: 1, shm: r.shm}
 	as.files[key] = mine

@@ -91,8 +91,11 @@ func (as *AddressSpace) mappingsLocked() []Mapping {
 //
 //	start-end perms offset major:minor inode   path
 //
-// where perms is rwx and p (private) or s (shared). Shared anonymous
-// mappings are named "/dev/zero (deleted)", as Linux names them. It
+// where perms is rwx and p (private) or s (shared). As on Linux, shared
+// anonymous mappings are named "/dev/zero (deleted)", a newline in a file's
+// path is shown as \012, and MmapOpts.Name is shown as "[anon:NAME]"
+// ("[anon_shmem:NAME]" if shared) unless it is "[stack]", "[vdso]" or
+// "[vvar]" (see MmapOpts.Name), or "[heap]" (Brk). It
 // returns the first error from w, or ErrClosed after Close.
 func (as *AddressSpace) WriteMaps(w io.Writer) error {
 	if as.closed.Load() {
@@ -107,14 +110,7 @@ func (as *AddressSpace) WriteMaps(w io.Writer) error {
 		line := fmt.Sprintf("%08x-%08x %s%c %08x %02x:%02x %d ",
 			uint64(m.Range.Start), uint64(m.Range.End), m.Perms, ps, m.Offset,
 			devMajor(m.Dev), devMinor(m.Dev), m.Inode)
-		name := m.FileName
-		if name == "" {
-			name = m.Name
-		}
-		if name == "" && !m.Private {
-			name = "/dev/zero (deleted)"
-		}
-		if name != "" {
+		if name := mapsName(m); name != "" {
 			// Linux pads the fixed fields to 73 columns before the name.
 			for len(line) < 73 {
 				line += " "

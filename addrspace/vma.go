@@ -138,18 +138,24 @@ func (r *fileRef) fd() int { return int(r.f.Fd()) }
 
 // openFile returns the fileRef for f, taking a new reference, and reports
 // whether f is open for writing. It fails with EACCES if f is not open for
-// reading (mmap requires it) and EBADF if f is not an open file.
-func (as *AddressSpace) openFile(f *os.File) (*fileRef, error) {
+// reading (mmap requires it), EBADF if f is not an open file, ENODEV if it
+// is not a regular file, EPERM if sharedWrite (the mapping is shared and
+// writable) but f is write-sealed, and ENOMEM if the host refuses the
+// descriptor the address space keeps (a file it maps already needs none).
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) openFile(f *os.File, sharedWrite bool) (*fileRef, error) {
 	raw, err := f.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("addrspace: mmap of %s: %w", f.Name(), unix.EBADF)
 	}
 	var (
-		st      unix.Stat_t
-		flags   int
-		newFD   int
-		opErr   error
-		dupDone bool
+		st       unix.Stat_t
+		flags    int
+		seals    int
+		newFD    = -1
+		opErr    error
+		readable bool
 	)
 	ctlErr := raw.Control(func(fd uintptr) {
 		if opErr = unix.Fstat(int(fd), &st); opErr != nil {
@@ -158,11 +164,16 @@ func (as *AddressSpace) openFile(f *os.File) (*fileRef, error) {
 		if flags, opErr = unix.FcntlInt(fd, unix.F_GETFL, 0); opErr != nil {
 			return
 		}
-		if flags&unix.O_ACCMODE == unix.O_WRONLY {
+		if readable = flags&unix.O_ACCMODE != unix.O_WRONLY; !readable || st.Mode&unix.S_IFMT != unix.S_IFREG {
 			return
 		}
-		newFD, opErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-		dupDone = opErr == nil
+		seals = fileSeals(fd)
+		// A file this space maps already needs no new descriptor.
+		if as.files[fileKey{uint64(st.Dev), st.Ino, mapsWritable(flags, seals)}] == nil {
+			if newFD, opErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0); opErr != nil {
+				opErr = dupError(f.Name(), opErr)
+			}
+		}
 	})
 	if ctlErr != nil {
 		return nil, fmt.Errorf("addrspace: mmap of %s: %w", f.Name(), unix.EBADF)
@@ -170,16 +181,25 @@ func (as *AddressSpace) openFile(f *os.File) (*fileRef, error) {
 	if opErr != nil {
 		return nil, fmt.Errorf("addrspace: mmap of %s: %w", f.Name(), opErr)
 	}
-	if !dupDone {
+	if !readable {
 		return nil, fmt.Errorf("addrspace: mmap of %s: file is not open for reading: %w", f.Name(), unix.EACCES)
 	}
+	closeNew := func() {
+		if newFD >= 0 {
+			unix.Close(newFD)
+		}
+	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(newFD)
+		closeNew()
 		return nil, fmt.Errorf("addrspace: mmap of %s: not a regular file: %w", f.Name(), unix.ENODEV)
 	}
-	key := fileKey{uint64(st.Dev), st.Ino, flags&unix.O_ACCMODE == unix.O_RDWR}
+	if err := checkSeals(f, flags, seals, sharedWrite); err != nil {
+		closeNew()
+		return nil, err
+	}
+	key := fileKey{uint64(st.Dev), st.Ino, mapsWritable(flags, seals)}
 	if r := as.files[key]; r != nil {
-		unix.Close(newFD)
+		closeNew()
 		r.refs++
 		return r, nil
 	}

@@ -7,15 +7,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mincore sets out[i] for each resident page of the host range [addr,
+// mincore sets out[i] to 1 for each resident page of the host range [addr,
 // addr+length), which is mapped.
-func mincore(addr uintptr, length uint64, out []bool) {
+func mincore(addr uintptr, length uint64, out []byte) {
 	var buf [256]byte
 	for length > 0 {
 		n := min(length/hostarch.PageSize, uint64(len(buf)))
 		if _, _, e := unix.Syscall(unix.SYS_MINCORE, addr, uintptr(n*hostarch.PageSize), uintptr(unsafe.Pointer(&buf[0]))); e == 0 {
 			for i := uint64(0); i < n; i++ {
-				out[i] = buf[i]&1 != 0
+				out[i] |= buf[i] & 1
 			}
 		}
 		out = out[n:]
@@ -24,9 +24,9 @@ func mincore(addr uintptr, length uint64, out []bool) {
 	}
 }
 
-// fileResident sets out[i] for each page of [off, off+length) of fd that
-// holds data (SEEK_DATA), for memory-file pages no view maps.
-func fileResident(fd int, off, length uint64, out []bool) {
+// fileResident sets out[i] to 1 for each page of [off, off+length) of fd
+// that holds data (SEEK_DATA), for memory-file pages no view maps.
+func fileResident(fd int, off, length uint64, out []byte) {
 	end := off + length
 	for cur := off; cur < end; {
 		data, err := unix.Seek(fd, int64(cur), unix.SEEK_DATA)
@@ -40,7 +40,7 @@ func fileResident(fd int, off, length uint64, out []bool) {
 		stop := min(uint64(hole), end)
 		for p := uint64(data) &^ (hostarch.PageSize - 1); p < stop; p += hostarch.PageSize {
 			if p >= off {
-				out[(p-off)/hostarch.PageSize] = true
+				out[(p-off)/hostarch.PageSize] = 1
 			}
 		}
 		cur = stop

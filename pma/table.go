@@ -1007,10 +1007,13 @@ func (t *Table) Owned(start, end uint64, f func(off, length uint64)) {
 	}
 }
 
-// Resident sets vec[i] for each page i of [start, end) that is resident in
-// host memory: mapped pages as mincore(2) reports them, owned pages not
-// mapped as the memory file holds them. Pages not backed are not resident.
-func (t *Table) Resident(start, end uint64, vec []bool) {
+// Resident sets vec[i] to 1 for each page i of [start, end) that is
+// resident in host memory (and leaves the others as they are): mapped
+// pages as mincore(2) reports them, owned pages not mapped as the memory
+// file holds them. Pages not backed are not resident.
+//
+// Preconditions: len(vec) >= (end-start)/PageSize.
+func (t *Table) Resident(start, end uint64, vec []byte) {
 	for _, e := range t.entriesIn(start, end) {
 		s, en := max(e.start, start), min(e.end, end)
 		if s >= en {
@@ -1025,6 +1028,24 @@ func (t *Table) Resident(start, end uint64, vec []bool) {
 			fileResident(e.fd, e.off+(s-e.start), en-s, out)
 		}
 	}
+}
+
+// ResidentPages returns the number of pages of [start, end) that Resident
+// reports resident, with memory bounded whatever the range's size.
+func (t *Table) ResidentPages(start, end uint64) uint64 {
+	var buf [256]byte
+	var n uint64
+	const chunk = uint64(len(buf)) * hostarch.PageSize
+	for cur := start; cur < end; cur += min(chunk, end-cur) {
+		k := min(chunk, end-cur)
+		vec := buf[:k/hostarch.PageSize]
+		clear(vec)
+		t.Resident(cur, cur+k, vec)
+		for _, b := range vec {
+			n += uint64(b)
+		}
+	}
+	return n
 }
 
 // Close unmaps everything from the views, leaving them reserved and
