@@ -69,26 +69,26 @@ func copyBetween(dst *AddressSpace, da hostarch.Addr, src *AddressSpace, sa host
 	dp, sp := unsafe.Add(dst.appBase, da), unsafe.Add(src.appBase, sa)
 	var done uintptr
 	stuck := 0
-	var last uintptr
+	var last safecopy.Fault
 	for done < n {
-		k, fault, sig := safecopy.Copy(unsafe.Add(dp, done), unsafe.Add(sp, done), n-done)
+		k, f := safecopy.Copy(unsafe.Add(dp, done), unsafe.Add(sp, done), n-done)
 		done += k
-		if sig == 0 {
+		if f.Sig == 0 {
 			return n, nil
 		}
-		if k == 0 && fault == last {
+		if k == 0 && f == last {
 			if stuck++; stuck > maxNoProgress {
 				return done, &FaultError{Addr: da + hostarch.Addr(done), Access: hostarch.Write, Reason: FaultProtection}
 			}
 		} else {
 			stuck = 0
 		}
-		last = fault
+		last = f
 		var err error
-		if d := uintptr(dp); fault >= d+done && fault < d+n {
-			err = dst.resolve(dst.appBase, fault, sig, hostarch.Write, false)
+		if d := uintptr(dp); f.Addr >= d+done && f.Addr < d+n {
+			err = dst.resolve(dst.appBase, f, hostarch.Write, false)
 		} else {
-			err = inSource(src.resolve(src.appBase, fault, sig, hostarch.Read, false))
+			err = inSource(src.resolve(src.appBase, f, hostarch.Read, false))
 		}
 		if err != nil {
 			return done, err

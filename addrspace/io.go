@@ -90,7 +90,8 @@ func (as *AddressSpace) ioRangeErr(addr hostarch.Addr, at hostarch.AccessType) e
 //
 // A fault outside the view is not the address space's: it panics, as the
 // fault would have crashed the process without fault-safe copying.
-func (as *AddressSpace) resolve(base unsafe.Pointer, hostFault uintptr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool) error {
+func (as *AddressSpace) resolve(base unsafe.Pointer, f safecopy.Fault, at hostarch.AccessType, ignorePerms bool) error {
+	hostFault, sig := f.Addr, f.Sig
 	b := uintptr(base)
 	if hostFault < b || hostFault-b >= uintptr(as.size) {
 		panic(fmt.Sprintf("addrspace: fault (signal %d) at host address %#x, outside the address space's view [%#x, %#x)", sig, hostFault, b, b+uintptr(as.size)))
@@ -142,23 +143,23 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 // first attempt stopped after done bytes with a fault at host address fault:
 // it resolves the fault and resumes with op, which transfers bytes [from, n)
 // and reports how far it got, until the transfer completes or fails.
-func (as *AddressSpace) finish(base unsafe.Pointer, n, done, fault uintptr, sig unix.Signal, at hostarch.AccessType, opts usermem.IOOpts, op func(from uintptr) (uintptr, uintptr, unix.Signal)) (uintptr, error) {
+func (as *AddressSpace) finish(base unsafe.Pointer, n, done uintptr, f safecopy.Fault, at hostarch.AccessType, opts usermem.IOOpts, op func(from uintptr) (uintptr, safecopy.Fault)) (uintptr, error) {
 	stuck := 0
 	for {
-		if err := as.resolve(base, fault, sig, at, opts.IgnorePermissions); err != nil {
+		if err := as.resolve(base, f, at, opts.IgnorePermissions); err != nil {
 			return done, err
 		}
-		lastFault := fault
+		last := f
 		var d uintptr
-		d, fault, sig = op(done)
+		d, f = op(done)
 		done += d
-		if sig == 0 {
+		if f.Sig == 0 {
 			return n, nil
 		}
-		if d != 0 || fault != lastFault {
+		if d != 0 || f != last {
 			stuck = 0
 		} else if stuck++; stuck > maxNoProgress {
-			return done, &FaultError{Addr: hostarch.Addr(fault - uintptr(base)), Access: at, Reason: FaultProtection}
+			return done, &FaultError{Addr: hostarch.Addr(f.Addr - uintptr(base)), Access: at, Reason: FaultProtection}
 		}
 	}
 }
@@ -180,20 +181,20 @@ func (as *AddressSpace) CopyOut(ctx context.Context, addr hostarch.Addr, src []b
 		return 0, as.errNoView(addr, hostarch.Write)
 	}
 	dst := unsafe.Add(base, addr)
-	fault, done, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(src))), uintptr(len(src)))
+	done, fault, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(src))), uintptr(len(src)))
 	if sig == 0 {
 		return len(src), nil
 	}
-	return as.copyOutSlow(base, dst, src, fault, done, sig, opts)
+	return as.copyOutSlow(base, dst, src, done, fault, sig, opts)
 }
 
 //go:noinline
-func (as *AddressSpace) copyOutSlow(base, dst unsafe.Pointer, src []byte, rawFault, rawDone uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
-	done, fault, sig := safecopy.FinishCopy(dst, unsafe.Pointer(unsafe.SliceData(src)), uintptr(len(src)), rawFault, rawDone, rawSig)
-	if sig == 0 { // another thread resolved the fault meanwhile
+func (as *AddressSpace) copyOutSlow(base, dst unsafe.Pointer, src []byte, rawDone, rawFault uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
+	done, f := safecopy.FinishCopy(dst, unsafe.Pointer(unsafe.SliceData(src)), uintptr(len(src)), rawDone, rawFault, rawSig)
+	if f.Sig == 0 { // another thread resolved the fault meanwhile
 		return len(src), nil
 	}
-	done, err := as.finish(base, uintptr(len(src)), done, fault, sig, hostarch.Write, opts, func(from uintptr) (uintptr, uintptr, unix.Signal) {
+	done, err := as.finish(base, uintptr(len(src)), done, f, hostarch.Write, opts, func(from uintptr) (uintptr, safecopy.Fault) {
 		return safecopy.Copy(unsafe.Add(dst, from), unsafe.Pointer(unsafe.SliceData(src[from:])), uintptr(len(src))-from)
 	})
 	return int(done), err
@@ -215,20 +216,20 @@ func (as *AddressSpace) CopyIn(ctx context.Context, addr hostarch.Addr, dst []by
 		return 0, as.errNoView(addr, hostarch.Read)
 	}
 	src := unsafe.Add(base, addr)
-	fault, done, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(src), uintptr(len(dst)))
+	done, fault, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(src), uintptr(len(dst)))
 	if sig == 0 {
 		return len(dst), nil
 	}
-	return as.copyInSlow(base, src, dst, fault, done, sig, opts)
+	return as.copyInSlow(base, src, dst, done, fault, sig, opts)
 }
 
 //go:noinline
-func (as *AddressSpace) copyInSlow(base, src unsafe.Pointer, dst []byte, rawFault, rawDone uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
-	done, fault, sig := safecopy.FinishCopy(unsafe.Pointer(unsafe.SliceData(dst)), src, uintptr(len(dst)), rawFault, rawDone, rawSig)
-	if sig == 0 { // another thread resolved the fault meanwhile
+func (as *AddressSpace) copyInSlow(base, src unsafe.Pointer, dst []byte, rawDone, rawFault uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
+	done, f := safecopy.FinishCopy(unsafe.Pointer(unsafe.SliceData(dst)), src, uintptr(len(dst)), rawDone, rawFault, rawSig)
+	if f.Sig == 0 { // another thread resolved the fault meanwhile
 		return len(dst), nil
 	}
-	done, err := as.finish(base, uintptr(len(dst)), done, fault, sig, hostarch.Read, opts, func(from uintptr) (uintptr, uintptr, unix.Signal) {
+	done, err := as.finish(base, uintptr(len(dst)), done, f, hostarch.Read, opts, func(from uintptr) (uintptr, safecopy.Fault) {
 		return safecopy.Copy(unsafe.Pointer(unsafe.SliceData(dst[from:])), unsafe.Add(src, from), uintptr(len(dst))-from)
 	})
 	return int(done), err
@@ -264,9 +265,9 @@ func (as *AddressSpace) CopyInSeq(ctx context.Context, ars hostarch.AddrRangeSeq
 		}
 		d := dst[done : done+n]
 		src := unsafe.Add(base, ar.Start)
-		fault, k, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(d))), uintptr(src), uintptr(n))
+		k, fault, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(d))), uintptr(src), uintptr(n))
 		if sig != 0 {
-			m, err := as.copyInSlow(base, src, d, fault, k, sig, opts)
+			m, err := as.copyInSlow(base, src, d, k, fault, sig, opts)
 			done += m
 			if err != nil {
 				return done, err
@@ -305,9 +306,9 @@ func (as *AddressSpace) CopyOutSeq(ctx context.Context, ars hostarch.AddrRangeSe
 		}
 		s := src[done : done+n]
 		dst := unsafe.Add(base, ar.Start)
-		fault, k, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(s))), uintptr(n))
+		k, fault, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(s))), uintptr(n))
 		if sig != 0 {
-			m, err := as.copyOutSlow(base, dst, s, fault, k, sig, opts)
+			m, err := as.copyOutSlow(base, dst, s, k, fault, sig, opts)
 			done += m
 			if err != nil {
 				return done, err
@@ -347,11 +348,11 @@ func (as *AddressSpace) ZeroOut(ctx context.Context, addr hostarch.Addr, toZero 
 	}
 	dst := unsafe.Add(base, addr)
 	n := uintptr(toZero)
-	done, fault, sig := safecopy.Zero(dst, n)
-	if sig == 0 {
+	done, f := safecopy.Zero(dst, n)
+	if f.Sig == 0 {
 		return toZero, nil
 	}
-	done, err := as.finish(base, n, done, fault, sig, hostarch.Write, opts, func(from uintptr) (uintptr, uintptr, unix.Signal) {
+	done, err := as.finish(base, n, done, f, hostarch.Write, opts, func(from uintptr) (uintptr, safecopy.Fault) {
 		return safecopy.Zero(unsafe.Add(dst, from), n-from)
 	})
 	return int64(done), err
@@ -383,13 +384,13 @@ func (as *AddressSpace) SwapUint32(ctx context.Context, addr hostarch.Addr, new 
 		return 0, as.errNoView(addr, hostarch.ReadWrite)
 	}
 	p := unsafe.Add(base, addr)
-	old, fault, sig := safecopy.SwapUint32(p, new)
-	if sig == 0 {
+	old, f := safecopy.SwapUint32(p, new)
+	if f.Sig == 0 {
 		return old, nil
 	}
-	_, err := as.finish(base, 1, 0, fault, sig, hostarch.ReadWrite, opts, func(uintptr) (uintptr, uintptr, unix.Signal) {
-		old, fault, sig = safecopy.SwapUint32(p, new)
-		return boolDone(sig), fault, sig
+	_, err := as.finish(base, 1, 0, f, hostarch.ReadWrite, opts, func(uintptr) (uintptr, safecopy.Fault) {
+		old, f = safecopy.SwapUint32(p, new)
+		return boolDone(f), f
 	})
 	return old, err
 }
@@ -405,13 +406,13 @@ func (as *AddressSpace) CompareAndSwapUint32(ctx context.Context, addr hostarch.
 		return 0, as.errNoView(addr, hostarch.ReadWrite)
 	}
 	p := unsafe.Add(base, addr)
-	prev, fault, sig := safecopy.CompareAndSwapUint32(p, old, new)
-	if sig == 0 {
+	prev, f := safecopy.CompareAndSwapUint32(p, old, new)
+	if f.Sig == 0 {
 		return prev, nil
 	}
-	_, err := as.finish(base, 1, 0, fault, sig, hostarch.ReadWrite, opts, func(uintptr) (uintptr, uintptr, unix.Signal) {
-		prev, fault, sig = safecopy.CompareAndSwapUint32(p, old, new)
-		return boolDone(sig), fault, sig
+	_, err := as.finish(base, 1, 0, f, hostarch.ReadWrite, opts, func(uintptr) (uintptr, safecopy.Fault) {
+		prev, f = safecopy.CompareAndSwapUint32(p, old, new)
+		return boolDone(f), f
 	})
 	return prev, err
 }
@@ -427,19 +428,19 @@ func (as *AddressSpace) LoadUint32(ctx context.Context, addr hostarch.Addr, opts
 		return 0, as.errNoView(addr, hostarch.Read)
 	}
 	p := unsafe.Add(base, addr)
-	val, fault, sig := safecopy.LoadUint32(p)
-	if sig == 0 {
+	val, f := safecopy.LoadUint32(p)
+	if f.Sig == 0 {
 		return val, nil
 	}
-	_, err := as.finish(base, 1, 0, fault, sig, hostarch.Read, opts, func(uintptr) (uintptr, uintptr, unix.Signal) {
-		val, fault, sig = safecopy.LoadUint32(p)
-		return boolDone(sig), fault, sig
+	_, err := as.finish(base, 1, 0, f, hostarch.Read, opts, func(uintptr) (uintptr, safecopy.Fault) {
+		val, f = safecopy.LoadUint32(p)
+		return boolDone(f), f
 	})
 	return val, err
 }
 
-func boolDone(sig unix.Signal) uintptr {
-	if sig == 0 {
+func boolDone(f safecopy.Fault) uintptr {
+	if f.Sig == 0 {
 		return 1
 	}
 	return 0

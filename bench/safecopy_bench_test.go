@@ -52,8 +52,8 @@ func BenchmarkSafecopyCopy(b *testing.B) {
 		{"mmsim", func(b *testing.B, dst, src []byte) {
 			d, s, n := unsafe.Pointer(&dst[0]), unsafe.Pointer(&src[0]), uintptr(len(dst))
 			for b.Loop() {
-				if _, _, sig := safecopy.Copy(d, s, n); sig != 0 {
-					b.Fatal(sig)
+				if _, f := safecopy.Copy(d, s, n); f.Sig != 0 {
+					b.Fatal(f)
 				}
 			}
 		}},
@@ -91,8 +91,8 @@ func BenchmarkSafecopyZero(b *testing.B) {
 		{"mmsim", func(b *testing.B, dst []byte) {
 			d, n := unsafe.Pointer(&dst[0]), uintptr(len(dst))
 			for b.Loop() {
-				if _, _, sig := safecopy.Zero(d, n); sig != 0 {
-					b.Fatal(sig)
+				if _, f := safecopy.Zero(d, n); f.Sig != 0 {
+					b.Fatal(f)
 				}
 			}
 		}},

@@ -171,11 +171,11 @@ func (b Block) String() string {
 }
 
 // faultError converts the fault reported by package safecopy to an error.
-func faultError(fault uintptr, sig unix.Signal) error {
-	if sig == unix.SIGBUS {
-		return BusError{fault}
+func faultError(f safecopy.Fault) error {
+	if f.Sig == unix.SIGBUS {
+		return BusError{f.Addr}
 	}
-	return SegvError{fault}
+	return SegvError{f.Addr}
 }
 
 // Copy copies min(dst.Len(), src.Len()) bytes from src to dst and returns
@@ -194,9 +194,9 @@ func Copy(dst, src Block) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	done, fault, sig := safecopy.Copy(dst.start, src.start, uintptr(n))
-	if sig != 0 {
-		return int(done), faultError(fault, sig)
+	done, f := safecopy.Copy(dst.start, src.start, uintptr(n))
+	if f.Sig != 0 {
+		return int(done), faultError(f)
 	}
 	return n, nil
 }
@@ -214,9 +214,9 @@ func Zero(dst Block) (int, error) {
 	if dst.length == 0 {
 		return 0, nil
 	}
-	done, fault, sig := safecopy.Zero(dst.start, uintptr(dst.length))
-	if sig != 0 {
-		return int(done), faultError(fault, sig)
+	done, f := safecopy.Zero(dst.start, uintptr(dst.length))
+	if f.Sig != 0 {
+		return int(done), faultError(f)
 	}
 	return dst.length, nil
 }
@@ -245,9 +245,9 @@ func SwapUint32(b Block, new uint32) (uint32, error) {
 	if !b.needSafecopy {
 		return atomic.SwapUint32((*uint32)(b.start), new), nil
 	}
-	old, fault, sig := safecopy.SwapUint32(b.start, new)
-	if sig != 0 {
-		return 0, faultError(fault, sig)
+	old, f := safecopy.SwapUint32(b.start, new)
+	if f.Sig != 0 {
+		return 0, faultError(f)
 	}
 	return old, nil
 }
@@ -272,9 +272,9 @@ func CompareAndSwapUint32(b Block, old, new uint32) (uint32, error) {
 			}
 		}
 	}
-	prev, fault, sig := safecopy.CompareAndSwapUint32(b.start, old, new)
-	if sig != 0 {
-		return 0, faultError(fault, sig)
+	prev, f := safecopy.CompareAndSwapUint32(b.start, old, new)
+	if f.Sig != 0 {
+		return 0, faultError(f)
 	}
 	return prev, nil
 }
@@ -289,9 +289,9 @@ func LoadUint32(b Block) (uint32, error) {
 	if !b.needSafecopy {
 		return atomic.LoadUint32((*uint32)(b.start)), nil
 	}
-	v, fault, sig := safecopy.LoadUint32(b.start)
-	if sig != 0 {
-		return 0, faultError(fault, sig)
+	v, f := safecopy.LoadUint32(b.start)
+	if f.Sig != 0 {
+		return 0, faultError(f)
 	}
 	return v, nil
 }

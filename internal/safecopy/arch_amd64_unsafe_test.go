@@ -63,12 +63,12 @@ func TestStraddleFaultAddress(t *testing.T) {
 			continue
 		}
 		src := boundary - w/2
-		f, lb, s := memcpy(other.addr(), src, n)
+		lb, f, s := memcpy(other.addr(), src, n)
 		t.Logf("%2d-byte load at page-%d: kernel reports %s (done >= %d)", w, w/2, describe(f, boundary), lb)
 		if s != int32(unix.SIGSEGV) || f < boundary {
 			t.Errorf("%d-byte straddling load: fault %#x sig %d", w, f, s)
 		}
-		f, lb, s = memcpy(src, other.addr(), n)
+		lb, f, s = memcpy(src, other.addr(), n)
 		t.Logf("%2d-byte store at page-%d: kernel reports %s (done >= %d)", w, w/2, describe(f, boundary), lb)
 		if s != int32(unix.SIGSEGV) || f < boundary {
 			t.Errorf("%d-byte straddling store: fault %#x sig %d", w, f, s)
@@ -80,9 +80,9 @@ func TestStraddleFaultAddress(t *testing.T) {
 	if cpu.X86.HasERMS {
 		saved := copyRepMin
 		copyRepMin = 0
-		f, lb, _ := memcpy(other.addr(), boundary-150, 300)
+		lb, f, _ := memcpy(other.addr(), boundary-150, 300)
 		t.Logf("REP MOVSB reading into the bad page: kernel reports %s (done >= %d)", describe(f, boundary), lb)
-		f, lb, _ = memcpy(boundary-150, other.addr(), 300)
+		lb, f, _ = memcpy(boundary-150, other.addr(), 300)
 		t.Logf("REP MOVSB writing into the bad page: kernel reports %s (done >= %d)", describe(f, boundary), lb)
 		copyRepMin = saved
 	}

@@ -110,12 +110,12 @@ func sentSignalChild() {
 		runtime.LockOSThread()
 		tid <- unix.Gettid()
 		for stop.Load() == 0 {
-			if done, fault, sig := Copy(unsafe.Pointer(&dst[0]), unsafe.Pointer(&src[0]), n); sig != 0 || done != n {
-				bad <- fmt.Sprintf("a sent signal was taken for a copy fault: Copy = (%d, %#x, %v)", done, fault, sig)
+			if done, f := Copy(unsafe.Pointer(&dst[0]), unsafe.Pointer(&src[0]), n); f.Sig != 0 || done != n {
+				bad <- fmt.Sprintf("a sent signal was taken for a copy fault: Copy = (%d, %+v)", done, f)
 				return
 			}
-			if done, _, sig := Zero(unsafe.Pointer(&dst[0]), n); sig != 0 || done != n {
-				bad <- fmt.Sprintf("a sent signal was taken for a zero fault: Zero = (%d, %v)", done, sig)
+			if done, f := Zero(unsafe.Pointer(&dst[0]), n); f.Sig != 0 || done != n {
+				bad <- fmt.Sprintf("a sent signal was taken for a zero fault: Zero = (%d, %+v)", done, f)
 				return
 			}
 			copies.Add(1)

@@ -163,9 +163,9 @@ sse_loop:
 // memclrFault is where the signal handler resumes a faulting memclr, with the
 // fault address in AX and the signal number in R9 (see memcpyFault).
 TEXT ·memclrFault(SB), NOSPLIT|NOFRAME, $0-36
-	MOVQ	AX, fault+16(FP)
+	MOVQ	AX, fault+24(FP)
 	SUBQ	dst+0(FP), DI
-	MOVQ	DI, done+24(FP)
+	MOVQ	DI, done+16(FP)
 	MOVL	R9, sig+32(FP)
 	SFENCE
 	CMPB	·useAVX2(SB), $0

@@ -81,9 +81,9 @@ tail:
 // memclrFault is where the signal handler resumes a faulting memclr, with the
 // fault address in R14 and the signal number in R15 (see memcpyFault).
 TEXT ·memclrFault(SB), NOSPLIT|NOFRAME, $0-36
-	MOVD	R14, fault+16(FP)
+	MOVD	R14, fault+24(FP)
 	MOVD	dst+0(FP), R4
 	SUB	R4, R3, R4
-	MOVD	R4, done+24(FP)
+	MOVD	R4, done+16(FP)
 	MOVW	R15, sig+32(FP)
 	RET

@@ -235,9 +235,9 @@ sse_loop:
 // fault address in AX and the signal number in R9. The frame is memcpy's
 // (none), so RET returns to memcpy's caller.
 TEXT ·memcpyFault(SB), NOSPLIT|NOFRAME, $0-44
-	MOVQ	AX, fault+24(FP)
+	MOVQ	AX, fault+32(FP)
 	SUBQ	dst+0(FP), DI
-	MOVQ	DI, done+32(FP)
+	MOVQ	DI, done+24(FP)
 	MOVL	R9, sig+40(FP)
 	// Order the non-temporal stores made so far, as memcpy would have.
 	SFENCE

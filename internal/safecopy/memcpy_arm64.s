@@ -115,10 +115,10 @@ tail:
 // fault address in R14 and the signal number in R15. The frame is memcpy's
 // (none, and LR untouched), so RET returns to memcpy's caller.
 TEXT ·memcpyFault(SB), NOSPLIT|NOFRAME, $0-44
-	MOVD	R14, fault+24(FP)
+	MOVD	R14, fault+32(FP)
 	MOVD	dst+0(FP), R4
 	SUB	R4, R3, R4
-	MOVD	R4, done+32(FP)
+	MOVD	R4, done+24(FP)
 	MOVW	R15, sig+40(FP)
 	RET
 

@@ -14,7 +14,7 @@ package safecopy
 // kernel reported and done is a number of leading bytes certainly copied.
 //
 //go:noescape
-func memcpy(dst, src, n uintptr) (fault, done uintptr, sig int32)
+func memcpy(dst, src, n uintptr) (done, fault uintptr, sig int32)
 
 // Memcpy is memcpy, exported for fast paths that cannot afford Copy's own
 // call frame (an 8-byte Copy costs about a nanosecond more). If sig != 0,
@@ -25,12 +25,12 @@ func memcpy(dst, src, n uintptr) (fault, done uintptr, sig int32)
 // memory they refer to in place during the call.
 //
 //go:noescape
-func Memcpy(dst, src, n uintptr) (fault, done uintptr, sig int32)
+func Memcpy(dst, src, n uintptr) (done, fault uintptr, sig int32)
 
 // memclr zeroes n bytes at dst; results as for memcpy.
 //
 //go:noescape
-func memclr(dst, n uintptr) (fault, done uintptr, sig int32)
+func memclr(dst, n uintptr) (done, fault uintptr, sig int32)
 
 //go:noescape
 func swapUint32(addr uintptr, new uint32) (old uint32, sig int32)
@@ -84,8 +84,8 @@ var (
 // The fault stubs. They are never called from Go; they are declared so that
 // vet checks their frame offsets against the routines they return from.
 
-func memcpyFault(dst, src, n uintptr) (fault, done uintptr, sig int32)
-func memclrFault(dst, n uintptr) (fault, done uintptr, sig int32)
+func memcpyFault(dst, src, n uintptr) (done, fault uintptr, sig int32)
+func memclrFault(dst, n uintptr) (done, fault uintptr, sig int32)
 func swapUint32Fault(addr uintptr, new uint32) (old uint32, sig int32)
 func swapUint64Fault(addr uintptr, new uint64) (old uint64, sig int32)
 func compareAndSwapUint32Fault(addr uintptr, old, new uint32) (prev uint32, sig int32)

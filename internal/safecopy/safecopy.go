@@ -17,9 +17,9 @@ var pageMask = ^uintptr(unix.Getpagesize() - 1)
 // Copy copies n bytes from host address src to host address dst.
 //
 // It returns the exact number of bytes copied before the first byte that could
-// not be accessed (read in src or written in dst): done == n and sig == 0 on
-// success; otherwise done < n, fault is the address of that first inaccessible
-// byte (src+done or dst+done) and sig is unix.SIGSEGV or unix.SIGBUS. Bytes of
+// not be accessed (read in src or written in dst): done == n and the zero
+// Fault on success; otherwise done < n and f names that first inaccessible
+// byte (src+done or dst+done) and the signal. Bytes of
 // dst before done hold the source bytes; bytes of dst at and beyond done may
 // have been written.
 //
@@ -33,19 +33,20 @@ var pageMask = ^uintptr(unix.Getpagesize() - 1)
 // (even on a goroutine stack, which may move) stays valid throughout; they
 // become uintptrs only in the argument lists of the assembly calls, where
 // the compiler keeps the referenced objects in place.
-func Copy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig unix.Signal) {
-	f, lb, s := memcpy(uintptr(dst), uintptr(src), n)
+func Copy(dst, src unsafe.Pointer, n uintptr) (done uintptr, f Fault) {
+	lb, addr, s := memcpy(uintptr(dst), uintptr(src), n)
 	if s == 0 {
-		return n, 0, 0
+		return n, Fault{}
 	}
-	return copyFault(dst, src, n, f, lb, s)
+	return copyFault(dst, src, n, addr, lb, s)
 }
 
 // FinishCopy returns Copy's results for a call Memcpy(dst, src, n) that
-// returned fault, done and a non-zero sig. Those include success (done == n,
-// sig == 0): the rest of the copy is retried, and the inaccessible page may
+// returned done, fault and a non-zero sig (in that order, as Copy reports
+// done before its Fault). Those include success (done == n and the zero
+// Fault): the rest of the copy is retried, and the inaccessible page may
 // have become accessible meanwhile.
-func FinishCopy(dst, src unsafe.Pointer, n, fault, done uintptr, sig int32) (uintptr, uintptr, unix.Signal) {
+func FinishCopy(dst, src unsafe.Pointer, n, done, fault uintptr, sig int32) (uintptr, Fault) {
 	return copyFault(dst, src, n, fault, done, sig)
 }
 
@@ -60,7 +61,7 @@ func FinishCopy(dst, src unsafe.Pointer, n, fault, done uintptr, sig int32) (uin
 // copy resumes after it.
 //
 //go:noinline
-func copyFault(dstp, srcp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
+func copyFault(dstp, srcp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, Fault) {
 	for {
 		// Addresses are compared as integers; memory is only reached
 		// through the pointers.
@@ -81,24 +82,24 @@ func copyFault(dstp, srcp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, u
 		}
 		if k > lb {
 			// [0, lb) is copied; copy [lb, k), which may still fault lower.
-			f2, lb2, s2 := memcpy(uintptr(unsafe.Add(dstp, lb)), uintptr(unsafe.Add(srcp, lb)), k-lb)
+			lb2, f2, s2 := memcpy(uintptr(unsafe.Add(dstp, lb)), uintptr(unsafe.Add(srcp, lb)), k-lb)
 			if s2 != 0 {
 				f, lb, s = f2, lb+lb2, s2
 				continue
 			}
 		}
 		// [0, k) is copied. A one-byte access reports its own address.
-		f2, _, s2 := memcpy(uintptr(unsafe.Add(dstp, k)), uintptr(unsafe.Add(srcp, k)), 1)
+		_, f2, s2 := memcpy(uintptr(unsafe.Add(dstp, k)), uintptr(unsafe.Add(srcp, k)), 1)
 		if s2 != 0 {
-			return k, f2, unix.Signal(s2)
+			return k, Fault{f2, unix.Signal(s2)}
 		}
 		k++
 		if k == n {
-			return n, 0, 0
+			return n, Fault{}
 		}
-		f2, lb2, s2 := memcpy(uintptr(unsafe.Add(dstp, k)), uintptr(unsafe.Add(srcp, k)), n-k)
+		lb2, f2, s2 := memcpy(uintptr(unsafe.Add(dstp, k)), uintptr(unsafe.Add(srcp, k)), n-k)
 		if s2 == 0 {
-			return n, 0, 0
+			return n, Fault{}
 		}
 		f, lb, s = f2, k+lb2, s2
 	}
@@ -107,24 +108,23 @@ func copyFault(dstp, srcp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, u
 // Zero writes n zero bytes at host address dst.
 //
 // It returns the exact number of bytes zeroed before the first byte that could
-// not be written: done == n and sig == 0 on success; otherwise done < n, fault
-// is dst+done, the first unwritable byte, and sig is unix.SIGSEGV or
-// unix.SIGBUS. Bytes at and beyond done may have been written.
+// not be written: done == n and the zero Fault on success; otherwise done <
+// n and f names dst+done, the first unwritable byte, and the signal. Bytes at and beyond done may have been written.
 //
 // Preconditions: [dst, dst+n) does not wrap around the address space and is a
 // user-space range. dst is a pointer for the reason given at Copy.
-func Zero(dst unsafe.Pointer, n uintptr) (done, fault uintptr, sig unix.Signal) {
-	f, lb, s := memclr(uintptr(dst), n)
+func Zero(dst unsafe.Pointer, n uintptr) (done uintptr, f Fault) {
+	lb, addr, s := memclr(uintptr(dst), n)
 	if s == 0 {
-		return n, 0, 0
+		return n, Fault{}
 	}
-	return zeroFault(dst, n, f, lb, s)
+	return zeroFault(dst, n, addr, lb, s)
 }
 
 // zeroFault is copyFault for memclr.
 //
 //go:noinline
-func zeroFault(dstp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, uintptr, unix.Signal) {
+func zeroFault(dstp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, Fault) {
 	for {
 		dst := uintptr(dstp)
 		if f-dst >= n {
@@ -135,23 +135,23 @@ func zeroFault(dstp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, uintptr
 			k = p - dst
 		}
 		if k > lb {
-			f2, lb2, s2 := memclr(uintptr(unsafe.Add(dstp, lb)), k-lb)
+			lb2, f2, s2 := memclr(uintptr(unsafe.Add(dstp, lb)), k-lb)
 			if s2 != 0 {
 				f, lb, s = f2, lb+lb2, s2
 				continue
 			}
 		}
-		f2, _, s2 := memclr(uintptr(unsafe.Add(dstp, k)), 1)
+		_, f2, s2 := memclr(uintptr(unsafe.Add(dstp, k)), 1)
 		if s2 != 0 {
-			return k, f2, unix.Signal(s2)
+			return k, Fault{f2, unix.Signal(s2)}
 		}
 		k++
 		if k == n {
-			return n, 0, 0
+			return n, Fault{}
 		}
-		f2, lb2, s2 := memclr(uintptr(unsafe.Add(dstp, k)), n-k)
+		lb2, f2, s2 := memclr(uintptr(unsafe.Add(dstp, k)), n-k)
 		if s2 == 0 {
-			return n, 0, 0
+			return n, Fault{}
 		}
 		f, lb, s = f2, k+lb2, s2
 	}
@@ -164,37 +164,37 @@ func checkAlign(addr, align uintptr) {
 }
 
 // SwapUint32 atomically stores new at host address p and returns the value
-// it replaced. If the access faults, nothing is stored, old is 0, fault is
-// the address of p and sig is unix.SIGSEGV or unix.SIGBUS; otherwise fault and sig are 0.
+// it replaced. If the access faults, nothing is stored, old is 0 and f names
+// p and the signal; otherwise f is the zero Fault.
 //
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
-func SwapUint32(p unsafe.Pointer, new uint32) (old uint32, fault uintptr, sig unix.Signal) {
+func SwapUint32(p unsafe.Pointer, new uint32) (old uint32, f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 4)
 	old, s := swapUint32(uintptr(p), new)
 	if s != 0 {
-		return 0, addr, unix.Signal(s)
+		return 0, Fault{addr, unix.Signal(s)}
 	}
-	return old, 0, 0
+	return old, Fault{}
 }
 
 // SwapUint64 is SwapUint32 for a 64-bit word.
 //
 // Preconditions: addr is 8-byte aligned (it panics otherwise).
-func SwapUint64(p unsafe.Pointer, new uint64) (old uint64, fault uintptr, sig unix.Signal) {
+func SwapUint64(p unsafe.Pointer, new uint64) (old uint64, f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 8)
 	old, s := swapUint64(uintptr(p), new)
 	if s != 0 {
-		return 0, addr, unix.Signal(s)
+		return 0, Fault{addr, unix.Signal(s)}
 	}
-	return old, 0, 0
+	return old, Fault{}
 }
 
 // CompareAndSwapUint32 atomically stores new at host address p if the
 // value there is old, and returns the value that was there (prev == old means
-// the swap happened). If the access faults, prev is 0, fault is addr and sig
-// is unix.SIGSEGV or unix.SIGBUS; otherwise fault and sig are 0.
+// the swap happened). If the access faults, prev is 0 and f names p and the
+// signal; otherwise f is the zero Fault.
 //
 // It is a write access even when the comparison fails (the value read is
 // written back, changing nothing), so a read-only page always faults: on
@@ -202,79 +202,79 @@ func SwapUint64(p unsafe.Pointer, new uint64) (old uint64, fault uintptr, sig un
 // (atomic_arm64.s). The same holds for CompareAndSwapUint64.
 //
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
-func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, fault uintptr, sig unix.Signal) {
+func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 4)
 	prev, s := compareAndSwapUint32(uintptr(p), old, new)
 	if s != 0 {
-		return 0, addr, unix.Signal(s)
+		return 0, Fault{addr, unix.Signal(s)}
 	}
-	return prev, 0, 0
+	return prev, Fault{}
 }
 
 // CompareAndSwapUint64 is CompareAndSwapUint32 for a 64-bit word.
 //
 // Preconditions: addr is 8-byte aligned (it panics otherwise).
-func CompareAndSwapUint64(p unsafe.Pointer, old, new uint64) (prev uint64, fault uintptr, sig unix.Signal) {
+func CompareAndSwapUint64(p unsafe.Pointer, old, new uint64) (prev uint64, f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 8)
 	prev, s := compareAndSwapUint64(uintptr(p), old, new)
 	if s != 0 {
-		return 0, addr, unix.Signal(s)
+		return 0, Fault{addr, unix.Signal(s)}
 	}
-	return prev, 0, 0
+	return prev, Fault{}
 }
 
 // LoadUint32 atomically loads the value at host address p. If the access
-// faults, val is 0, fault is addr and sig is unix.SIGSEGV or unix.SIGBUS;
-// otherwise fault and sig are 0.
+// faults, val is 0 and f names p and the signal; otherwise f is the zero
+// Fault.
 //
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
-func LoadUint32(p unsafe.Pointer) (val uint32, fault uintptr, sig unix.Signal) {
+func LoadUint32(p unsafe.Pointer) (val uint32, f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 4)
 	val, s := loadUint32(uintptr(p))
 	if s != 0 {
-		return 0, addr, unix.Signal(s)
+		return 0, Fault{addr, unix.Signal(s)}
 	}
-	return val, 0, 0
+	return val, Fault{}
 }
 
 // LoadUint64 is LoadUint32 for a 64-bit word.
 //
 // Preconditions: addr is 8-byte aligned (it panics otherwise).
-func LoadUint64(p unsafe.Pointer) (val uint64, fault uintptr, sig unix.Signal) {
+func LoadUint64(p unsafe.Pointer) (val uint64, f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 8)
 	val, s := loadUint64(uintptr(p))
 	if s != 0 {
-		return 0, addr, unix.Signal(s)
+		return 0, Fault{addr, unix.Signal(s)}
 	}
-	return val, 0, 0
+	return val, Fault{}
 }
 
 // StoreUint32 atomically (sequentially consistently, like sync/atomic) stores
-// val at host address p. If the access faults, nothing is stored, fault is
-// the address of p and sig is unix.SIGSEGV or unix.SIGBUS; otherwise both are 0.
+// val at host address p. If the access faults, nothing is stored and f
+// names p and the signal; otherwise f is the zero Fault.
 //
 // Preconditions: addr is 4-byte aligned (it panics otherwise).
-func StoreUint32(p unsafe.Pointer, val uint32) (fault uintptr, sig unix.Signal) {
+func StoreUint32(p unsafe.Pointer, val uint32) (f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 4)
 	if s := storeUint32(uintptr(p), val); s != 0 {
-		return addr, unix.Signal(s)
+		return Fault{addr, unix.Signal(s)}
 	}
-	return 0, 0
+	return Fault{}
 }
 
 // StoreUint64 is StoreUint32 for a 64-bit word.
 //
 // Preconditions: addr is 8-byte aligned (it panics otherwise).
-func StoreUint64(p unsafe.Pointer, val uint64) (fault uintptr, sig unix.Signal) {
+func StoreUint64(p unsafe.Pointer, val uint64) (f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 8)
 	if s := storeUint64(uintptr(p), val); s != 0 {
-		return addr, unix.Signal(s)
+		return Fault{addr, unix.Signal(s)}
 	}
-	return 0, 0
+	return Fault{}
 }

@@ -529,13 +529,14 @@ func TestFaultAddressBelowPage(t *testing.T) {
 	for _, off := range []uintptr{1, 8, 100, pageSize} {
 		start := boundary - off
 		for _, f := range []uintptr{start, boundary - 1, boundary - off/2} {
-			done, fault, sig := copyFault(ptr(other.addr()), ptr(start), 2*off, f, 0, int32(unix.SIGSEGV))
-			if done != off || fault != boundary || sig != unix.SIGSEGV {
-				t.Errorf("copyFault(src bad at %d, reported %#x) = (%d, %#x, %v), want (%d, %#x, SIGSEGV)", off, f, done, fault, sig, off, boundary)
+			want := Fault{boundary, unix.SIGSEGV}
+			done, flt := copyFault(ptr(other.addr()), ptr(start), 2*off, f, 0, int32(unix.SIGSEGV))
+			if done != off || flt != want {
+				t.Errorf("copyFault(src bad at %d, reported %#x) = (%d, %+v), want (%d, %+v)", off, f, done, flt, off, want)
 			}
-			done, fault, sig = zeroFault(ptr(start), 2*off, f, 0, int32(unix.SIGSEGV))
-			if done != off || fault != boundary || sig != unix.SIGSEGV {
-				t.Errorf("zeroFault(bad at %d, reported %#x) = (%d, %#x, %v), want (%d, %#x, SIGSEGV)", off, f, done, fault, sig, off, boundary)
+			done, flt = zeroFault(ptr(start), 2*off, f, 0, int32(unix.SIGSEGV))
+			if done != off || flt != want {
+				t.Errorf("zeroFault(bad at %d, reported %#x) = (%d, %+v), want (%d, %+v)", off, f, done, flt, off, want)
 			}
 		}
 	}

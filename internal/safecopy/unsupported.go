@@ -4,8 +4,6 @@ package safecopy
 
 import (
 	"unsafe"
-
-	"syscall"
 )
 
 // Fault-safe routines exist only on linux/amd64 and linux/arm64. These
@@ -17,26 +15,26 @@ import (
 const unsupported = "safecopy: fault-safe memory access needs linux/amd64 or linux/arm64"
 
 // Copy panics: see above.
-func Copy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig syscall.Signal) {
+func Copy(dst, src unsafe.Pointer, n uintptr) (done uintptr, f Fault) {
 	panic(unsupported)
 }
 
 // Zero panics: see above.
-func Zero(dst unsafe.Pointer, n uintptr) (done, fault uintptr, sig syscall.Signal) {
+func Zero(dst unsafe.Pointer, n uintptr) (done uintptr, f Fault) {
 	panic(unsupported)
 }
 
 // SwapUint32 panics: see above.
-func SwapUint32(p unsafe.Pointer, new uint32) (old uint32, fault uintptr, sig syscall.Signal) {
+func SwapUint32(p unsafe.Pointer, new uint32) (old uint32, f Fault) {
 	panic(unsupported)
 }
 
 // CompareAndSwapUint32 panics: see above.
-func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, fault uintptr, sig syscall.Signal) {
+func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, f Fault) {
 	panic(unsupported)
 }
 
 // LoadUint32 panics: see above.
-func LoadUint32(p unsafe.Pointer) (val uint32, fault uintptr, sig syscall.Signal) {
+func LoadUint32(p unsafe.Pointer) (val uint32, f Fault) {
 	panic(unsupported)
 }
