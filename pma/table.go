@@ -875,6 +875,21 @@ func beyondEOF(e *entry, page uint64) bool {
 	return !e.owned && page >= fileEndIn(e)
 }
 
+// detach makes both views stop mapping [start, end) and splits the entries
+// at its edges, for the caller to drop or move the entries inside; it
+// returns the first host error.
+func (t *Table) detach(start, end uint64) error {
+	var first error
+	for _, max := range []bool{false, true} {
+		if err := t.clearView(max, start, end); err != nil && first == nil {
+			first = err
+		}
+	}
+	t.splitAt(start)
+	t.splitAt(end)
+	return first
+}
+
 // Unmap drops the backing of [start, end): the views stop mapping it and
 // the references of owned pages are dropped. Used for munmap, a fixed mmap
 // over old mappings, and MADV_DONTNEED of private pages.
@@ -884,14 +899,7 @@ func (t *Table) Unmap(start, end uint64) error {
 	if start >= end {
 		return nil
 	}
-	var first error
-	for _, max := range []bool{false, true} {
-		if err := t.clearView(max, start, end); err != nil && first == nil {
-			first = err
-		}
-	}
-	t.splitAt(start)
-	t.splitAt(end)
+	first := t.detach(start, end)
 	for _, e := range t.entriesIn(start, end) {
 		t.ents.Delete(e)
 		if e.owned {
@@ -932,14 +940,7 @@ func (t *Table) Protect(start, end uint64, prot int) error {
 // Preconditions: nothing backs the target (Unmap it first); the ranges do
 // not overlap.
 func (t *Table) Move(start, end, dst uint64) error {
-	var first error
-	for _, max := range []bool{false, true} {
-		if err := t.clearView(max, start, end); err != nil && first == nil {
-			first = err
-		}
-	}
-	t.splitAt(start)
-	t.splitAt(end)
+	first := t.detach(start, end)
 	for _, e := range t.entriesIn(start, end) {
 		t.ents.Delete(e)
 		if !e.owned {
