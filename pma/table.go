@@ -1032,18 +1032,29 @@ func (t *Table) Resident(start, end uint64, vec []byte) {
 }
 
 // ResidentPages returns the number of pages of [start, end) that Resident
-// reports resident, with memory bounded whatever the range's size.
+// reports resident, in time that grows with the pages backed (not the
+// range) and memory bounded whatever the range's size.
 func (t *Table) ResidentPages(start, end uint64) uint64 {
 	var buf [256]byte
-	var n uint64
 	const chunk = uint64(len(buf)) * hostarch.PageSize
-	for cur := start; cur < end; cur += min(chunk, end-cur) {
-		k := min(chunk, end-cur)
-		vec := buf[:k/hostarch.PageSize]
-		clear(vec)
-		t.Resident(cur, cur+k, vec)
-		for _, b := range vec {
-			n += uint64(b)
+	var n uint64
+	for _, e := range t.entriesIn(start, end) {
+		if !e.inApp && !e.owned {
+			continue
+		}
+		s, en := max(e.start, start), min(e.end, end)
+		for cur := s; cur < en; cur += min(chunk, en-cur) {
+			k := min(chunk, en-cur)
+			vec := buf[:k/hostarch.PageSize]
+			clear(vec)
+			if e.inApp {
+				mincore(t.app.Base()+uintptr(cur), k, vec)
+			} else {
+				fileResident(e.fd, e.off+(cur-e.start), k, vec)
+			}
+			for _, b := range vec {
+				n += uint64(b)
+			}
 		}
 	}
 	return n
