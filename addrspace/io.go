@@ -176,9 +176,11 @@ func (as *AddressSpace) CopyOut(ctx context.Context, addr hostarch.Addr, src []b
 	if !as.ioRange(addr, uint64(len(src))) {
 		return 0, as.ioRangeErr(addr, hostarch.Write)
 	}
-	base := as.view(opts)
-	if base == nil {
-		return 0, as.errNoView(addr, hostarch.Write)
+	base := as.appBase
+	if opts.IgnorePermissions {
+		if base = as.maxView(); base == nil {
+			return 0, as.errNoView(addr, hostarch.Write)
+		}
 	}
 	dst := unsafe.Add(base, addr)
 	done, fault, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(src))), uintptr(len(src)))
@@ -211,9 +213,11 @@ func (as *AddressSpace) CopyIn(ctx context.Context, addr hostarch.Addr, dst []by
 	if !as.ioRange(addr, uint64(len(dst))) {
 		return 0, as.ioRangeErr(addr, hostarch.Read)
 	}
-	base := as.view(opts)
-	if base == nil {
-		return 0, as.errNoView(addr, hostarch.Read)
+	base := as.appBase
+	if opts.IgnorePermissions {
+		if base = as.maxView(); base == nil {
+			return 0, as.errNoView(addr, hostarch.Read)
+		}
 	}
 	src := unsafe.Add(base, addr)
 	done, fault, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(src), uintptr(len(dst)))
@@ -342,9 +346,11 @@ func (as *AddressSpace) ZeroOut(ctx context.Context, addr hostarch.Addr, toZero 
 	if !as.ioRange(addr, uint64(toZero)) {
 		return 0, as.ioRangeErr(addr, hostarch.Write)
 	}
-	base := as.view(opts)
-	if base == nil {
-		return 0, as.errNoView(addr, hostarch.Write)
+	base := as.appBase
+	if opts.IgnorePermissions {
+		if base = as.maxView(); base == nil {
+			return 0, as.errNoView(addr, hostarch.Write)
+		}
 	}
 	dst := unsafe.Add(base, addr)
 	n := uintptr(toZero)
@@ -423,9 +429,11 @@ func (as *AddressSpace) LoadUint32(ctx context.Context, addr hostarch.Addr, opts
 	if err := as.atomicAddr(addr, hostarch.Read); err != nil {
 		return 0, err
 	}
-	base := as.view(opts)
-	if base == nil {
-		return 0, as.errNoView(addr, hostarch.Read)
+	base := as.appBase
+	if opts.IgnorePermissions {
+		if base = as.maxView(); base == nil {
+			return 0, as.errNoView(addr, hostarch.Read)
+		}
 	}
 	p := unsafe.Add(base, addr)
 	val, f := safecopy.LoadUint32(p)
