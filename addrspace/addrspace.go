@@ -10,6 +10,7 @@ import (
 
 	"github.com/mmsim/mmsim/hostarch"
 	"github.com/mmsim/mmsim/pma"
+	"github.com/mmsim/mmsim/usermem"
 	"golang.org/x/sys/unix"
 )
 
@@ -247,6 +248,18 @@ type MmapOpts struct {
 	// most 79 bytes of printable ASCII without any of \ ` $ [ ] (shown as
 	// "[anon:Name]"); otherwise Mmap fails with EINVAL.
 	Name string
+
+	// NoReplace maps at exactly Addr, as Fixed does, but fails with EEXIST
+	// if anything is mapped there (Linux MAP_FIXED_NOREPLACE), with or
+	// without Fixed.
+	NoReplace bool
+
+	// Populate faults every page of the mapping in before Mmap returns, as
+	// Linux's MAP_POPULATE does: for writing where the mapping is private
+	// and writable (copying private file pages, backing anonymous ones),
+	// for reading otherwise. As on Linux, a page that cannot be populated
+	// (past the end of its file, say) does not fail the Mmap.
+	Populate bool
 }
 
 // Mmap creates a mapping and returns its address, as mmap(2) does.
@@ -261,7 +274,8 @@ type MmapOpts struct {
 // space keeps of File; EOVERFLOW if Offset+Length overflows; EACCES if File
 // is not open for reading, or Perms exceed MaxPerms or what File's open
 // mode allows for a shared mapping; EBADF if File is closed; ENODEV if File
-// is not a regular file; ErrClosed after Close.
+// is not a regular file; EEXIST with NoReplace if anything is mapped in the
+// range; ErrClosed after Close.
 func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	if opts.Length == 0 {
 		return 0, fmt.Errorf("addrspace: mmap of length 0: %w", unix.EINVAL)
@@ -283,6 +297,9 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 			return 0, fmt.Errorf("addrspace: mmap offset %#x + length %#x overflows: %w", opts.Offset, length, unix.EOVERFLOW)
 		}
 	}
+	if opts.NoReplace {
+		opts.Fixed = true
+	}
 	if opts.Fixed {
 		if !opts.Addr.IsPageAligned() {
 			return 0, fmt.Errorf("addrspace: fixed mmap at unaligned address %#x: %w", opts.Addr, unix.EINVAL)
@@ -298,11 +315,31 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	}
 
 	as.mu.Lock()
-	defer as.mu.Unlock()
 	if as.closed.Load() {
+		as.mu.Unlock()
 		return 0, errClosedMgmt
 	}
-	return as.mmapLocked(opts, length)
+	addr, err := as.mmapLocked(opts, length)
+	as.mu.Unlock()
+	if err == nil && opts.Populate {
+		at := hostarch.Read
+		if opts.Perms.Write {
+			at = hostarch.Write
+		}
+		// One window at a time under the lock; errors (a PROT_NONE mapping,
+		// a page past its file's end) are ignored, as Linux ignores them.
+		as.populate(hostarch.AddrRangeSeqOf(hostarch.AddrRange{Start: addr, End: addr + hostarch.Addr(length)}), at, usermem.IOOpts{})
+		// Then have the host allocate the pages, a chunk per lock hold.
+		const chunk = 4 << 20
+		for off := uint64(0); off < length; off += chunk {
+			as.mu.Lock()
+			if !as.closed.Load() {
+				as.pt.Commit(uint64(addr)+off, uint64(addr)+min(off+chunk, length), at.Write)
+			}
+			as.mu.Unlock()
+		}
+	}
+	return addr, err
 }
 
 // mmapLocked is Mmap after the checks that need no lock.
@@ -318,6 +355,9 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 	}
 	if opts.Fixed {
 		v.start = opts.Addr
+		if opts.NoReplace && !as.isFree(hostarch.AddrRange{Start: v.start, End: v.start + hostarch.Addr(length)}) {
+			return 0, fmt.Errorf("addrspace: mmap [%#x, +%#x) with NoReplace over a mapping: %w", v.start, length, unix.EEXIST)
+		}
 	} else {
 		start, ok := as.findGap(opts.Addr, length)
 		if !ok {

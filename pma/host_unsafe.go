@@ -46,3 +46,14 @@ func fileResident(fd int, off, length uint64, out []byte) {
 		cur = stop
 	}
 }
+
+// populateHost prefaults the host range [addr, addr+length) of a view
+// (MADV_POPULATE_WRITE or _READ, Linux 5.14): the pages are allocated and
+// their page-table entries filled. Best effort.
+func populateHost(addr uintptr, length uint64, write bool) {
+	advice := unix.MADV_POPULATE_READ
+	if write {
+		advice = unix.MADV_POPULATE_WRITE
+	}
+	unix.Syscall(unix.SYS_MADVISE, addr, uintptr(length), uintptr(advice))
+}

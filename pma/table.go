@@ -1104,3 +1104,20 @@ func (t *Table) Close() (release func()) {
 func (t *Table) Fill(m Mapping, start, end uint64) error {
 	return t.fill(m, start, end, false)
 }
+
+// Commit makes the host allocate the pages of [start, end) that the app
+// view maps (for MAP_POPULATE and mlock): they are resident afterwards.
+// Best effort: pages the host cannot provide stay as they are.
+func (t *Table) Commit(start, end uint64, write bool) {
+	for _, e := range t.entriesIn(start, end) {
+		if !e.inApp {
+			continue
+		}
+		s, en := max(e.start, start), min(e.end, end)
+		w := write && e.hostProt(false)&unix.PROT_WRITE != 0
+		if e.hostProt(false)&unix.PROT_READ == 0 {
+			continue
+		}
+		populateHost(t.app.Base()+uintptr(s), en-s, w)
+	}
+}
