@@ -49,9 +49,15 @@ unit:
 #     under qemu the "host" is qemu's emulation of mremap and friends;
 #   TestModelHostAccount, TestHostBudgetExhaustion: they compare with and
 #     fill the host's own mappings, which under qemu are qemu's (it maps
-#     guest memory its own way, and 60,000 guest mappings exhaust it).
+#     guest memory its own way, and 60,000 guest mappings exhaust it);
+#   FuzzHostile: its seeds map spaces of up to 2^46 bytes, whose per-page
+#     bookkeeping in qemu runs the host out of memory;
+#   TestDescriptorsExhausted: it re-executes itself under RLIMIT_NOFILE,
+#     which under qemu limits qemu's own descriptors too;
+#   TestMmapPopulate: qemu-user takes madvise(MADV_POPULATE_WRITE) for a
+#     hint it may ignore, and does.
 QEMU_AARCH64 ?= qemu-aarch64
-ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestModelHostAccount|TestHostBudgetExhaustion)$$
+ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate)$$
 
 arm64:
 	GOARCH=arm64 $(GO) build ./...
