@@ -644,32 +644,8 @@ func (t *Table) fault(m Mapping, page uint64, max bool) error {
 		return nil
 	}
 
-	n := we - ws
-	off, err := t.mem.Allocate(n, t.hint(ws, we))
+	off, err := t.copyOut(m, ws, we, es, t.hint(ws, we))
 	if err != nil {
-		return err
-	}
-	// Copy what backs the window now; gaps of anonymous memory stay zero.
-	cur := ws
-	copyGap := func(to uint64) error {
-		if cur < to && !m.anonymous() {
-			return t.mem.copyFrom(off+(cur-ws), m.FD, m.offAt(cur), to-cur, false)
-		}
-		return nil
-	}
-	for _, e := range es {
-		if err := copyGap(e.start); err != nil {
-			t.mem.DecRef(off, n)
-			return err
-		}
-		if err := t.mem.copyFrom(off+(e.start-ws), e.fd, e.off, e.length(), e.owned); err != nil {
-			t.mem.DecRef(off, n)
-			return err
-		}
-		cur = e.end
-	}
-	if err := copyGap(we); err != nil {
-		t.mem.DecRef(off, n)
 		return err
 	}
 	ne := &entry{start: ws, end: we, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
@@ -679,6 +655,43 @@ func (t *Table) fault(m Mapping, page uint64, max bool) error {
 	t.mergeAround(ws, we)
 	t.maybeRelay(m, max)
 	return nil
+}
+
+// copyOut allocates a run of memory-file pages for [start, end) of mapping
+// m (at hint if free) and copies into it what backs the range now: the
+// entries es (those overlapping the range, split at its edges) and, for a
+// file mapping, the file's pages in the gaps between them; gaps of
+// anonymous memory stay zero. It returns the run's offset; on error the
+// run is freed.
+func (t *Table) copyOut(m Mapping, start, end uint64, es []*entry, hint uint64) (uint64, error) {
+	n := end - start
+	off, err := t.mem.Allocate(n, hint)
+	if err != nil {
+		return 0, err
+	}
+	cur := start
+	copyGap := func(to uint64) error {
+		if cur < to && !m.anonymous() {
+			return t.mem.copyFrom(off+(cur-start), m.FD, m.offAt(cur), to-cur, false)
+		}
+		return nil
+	}
+	for _, e := range es {
+		err = copyGap(e.start)
+		if err == nil {
+			err = t.mem.copyFrom(off+(e.start-start), e.fd, e.off, e.length(), e.owned)
+		}
+		if err != nil {
+			t.mem.DecRef(off, n)
+			return 0, err
+		}
+		cur = e.end
+	}
+	if err := copyGap(end); err != nil {
+		t.mem.DecRef(off, n)
+		return 0, err
+	}
+	return off, nil
 }
 
 // run narrows [ws, we) to the pages around page (which is always kept)
@@ -793,30 +806,9 @@ func (t *Table) maybeRelay(m Mapping, max bool) {
 	t.splitAt(m.Start)
 	t.splitAt(end)
 	es := t.entriesIn(m.Start, end)
-	length := end - m.Start
-	off, err := t.mem.Allocate(length, 0)
+	off, err := t.copyOut(m, m.Start, end, es, 0)
 	if err != nil {
 		return
-	}
-	cur := m.Start
-	for _, e := range es {
-		if cur < e.start && !m.anonymous() {
-			if t.mem.copyFrom(off+(cur-m.Start), m.FD, m.offAt(cur), e.start-cur, false) != nil {
-				t.mem.DecRef(off, length)
-				return
-			}
-		}
-		if t.mem.copyFrom(off+(e.start-m.Start), e.fd, e.off, e.length(), e.owned) != nil {
-			t.mem.DecRef(off, length)
-			return
-		}
-		cur = e.end
-	}
-	if cur < end && !m.anonymous() {
-		if t.mem.copyFrom(off+(cur-m.Start), m.FD, m.offAt(cur), end-cur, false) != nil {
-			t.mem.DecRef(off, length)
-			return
-		}
 	}
 	ne := &entry{start: m.Start, end: end, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
 	t.replace(es, ne, max)
@@ -921,7 +913,6 @@ func (t *Table) Protect(start, end uint64, prot int) error {
 			continue
 		}
 		if _, err := t.host(false, e.start, e.end, hseg{prot: e.hostProt(false)}, true); err != nil {
-			e.prot = prot
 			t.clearView(false, e.start, e.end)
 			e.inApp = false
 			return err
