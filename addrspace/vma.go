@@ -59,7 +59,25 @@ type vma struct {
 	// MADV_SEQUENTIAL; 0 for normal): Linux keeps it in the VMA's flags, so
 	// VMAs with different advice do not merge.
 	advice int
+
+	// flags holds the other VM_* bits Linux keeps in vm_flags and compares
+	// when it merges VMAs (MAP_LOCKED and mlock, MAP_GROWSDOWN, the
+	// fork and huge-page advice). VMAs whose flags differ do not merge.
+	flags vmFlags
 }
+
+// vmFlags are the bits of vma.flags, named after Linux's VM_* flags.
+type vmFlags uint32
+
+const (
+	vmLocked      vmFlags = 1 << iota // VM_LOCKED: mlock, MAP_LOCKED, MCL_FUTURE
+	vmLockOnFault                     // VM_LOCKONFAULT: mlock2(MLOCK_ONFAULT), MCL_ONFAULT
+	vmGrowsDown                       // VM_GROWSDOWN: MAP_GROWSDOWN
+	vmDontCopy                        // VM_DONTCOPY: MADV_DONTFORK
+	vmWipeOnFork                      // VM_WIPEONFORK: MADV_WIPEONFORK
+	vmHugePage                        // VM_HUGEPAGE: MADV_HUGEPAGE
+	vmNoHugePage                      // VM_NOHUGEPAGE: MADV_NOHUGEPAGE
+)
 
 func (v *vma) length() uint64 { return uint64(v.end - v.start) }
 
@@ -79,7 +97,7 @@ func (v *vma) pgoffAt(addr hostarch.Addr) uint64 { return v.pgoff + uint64(addr-
 // their VMA).
 func (v *vma) compatible(next *vma) bool {
 	if v.end != next.start || v.perms != next.perms || v.maxPerms != next.maxPerms ||
-		v.private != next.private || v.file != next.file || v.name != next.name || v.advice != next.advice {
+		v.private != next.private || v.file != next.file || v.name != next.name || v.advice != next.advice || v.flags != next.flags {
 		return false
 	}
 	if v.account != next.account || (v.anonID != 0 && next.anonID != 0 && v.anonID != next.anonID) {
@@ -97,7 +115,7 @@ func (v *vma) compatible(next *vma) bool {
 // permissions (VM_ACCOUNT included), and contiguous file offset or pgoff.
 func (v *vma) anonReusable(next *vma) bool {
 	if v.end != next.start || !v.private || !next.private || v.file != next.file ||
-		v.maxPerms != next.maxPerms || v.name != next.name || v.advice != next.advice || v.account != next.account {
+		v.maxPerms != next.maxPerms || v.name != next.name || v.advice != next.advice || v.account != next.account || v.flags != next.flags {
 		return false
 	}
 	if v.file != nil {
