@@ -2,6 +2,7 @@ package addrspace
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -328,7 +329,7 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 		}
 		// One window at a time under the lock; errors (a PROT_NONE mapping,
 		// a page past its file's end) are ignored, as Linux ignores them.
-		as.populate(hostarch.AddrRangeSeqOf(hostarch.AddrRange{Start: addr, End: addr + hostarch.Addr(length)}), at, usermem.IOOpts{})
+		as.populate(hostarch.AddrRangeSeqOf(hostarch.AddrRange{Start: addr, End: addr + hostarch.Addr(length)}), at, usermem.IOOpts{}, math.MaxInt64)
 		// Then have the host allocate the pages, a chunk per lock hold.
 		const chunk = 4 << 20
 		for off := uint64(0); off < length; off += chunk {

@@ -524,50 +524,71 @@ func (as *AddressSpace) blockFault(err error, base unsafe.Pointer, at hostarch.A
 // returns the number of leading bytes of ars that are, with the error for
 // the first byte that is not (nil if all are). It takes the mapping lock
 // for one fault-around window at a time, so that a large range never holds
-// it for long.
-func (as *AddressSpace) populate(ars hostarch.AddrRangeSeq, at hostarch.AccessType, opts usermem.IOOpts) (int64, error) {
-	var done int64
+// it for long. Once the faults it resolved cover budget bytes it stops
+// early, reporting truncated (with a nil error) and how far it got.
+func (as *AddressSpace) populate(ars hostarch.AddrRangeSeq, at hostarch.AccessType, opts usermem.IOOpts, budget int64) (done int64, truncated bool, err error) {
 	for ; !ars.IsEmpty(); ars = ars.Tail() {
 		ar := ars.Head()
 		for cur := ar.Start; cur < ar.End; {
-			next, err := as.populateStep(cur, ar.End, at, opts)
+			if budget <= 0 {
+				return done, true, nil
+			}
+			next, resolved, err := as.populateStep(cur, ar.End, at, opts)
 			done += int64(next - cur)
 			if err != nil {
-				return done, err
+				return done, false, err
+			}
+			if resolved {
+				budget -= int64(next - cur)
 			}
 			cur = next
 		}
 	}
-	return done, nil
+	return done, false, nil
 }
 
 // populateStep makes the pages from cur on accessible up to the first
-// that is not, resolving at most one fault, and returns how far they are.
-func (as *AddressSpace) populateStep(cur, end hostarch.Addr, at hostarch.AccessType, opts usermem.IOOpts) (hostarch.Addr, error) {
+// that is not, resolving at most one fault, and returns how far they are
+// and whether it had to resolve a fault to get there.
+func (as *AddressSpace) populateStep(cur, end hostarch.Addr, at hostarch.AccessType, opts usermem.IOOpts) (hostarch.Addr, bool, error) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	if as.closed.Load() {
-		return cur, errClosedIO
+		return cur, false, errClosedIO
 	}
 	ok := hostarch.Addr(as.pt.AccessibleUpTo(uint64(cur), uint64(end), at.Write, opts.IgnorePermissions))
-	if ok >= end {
-		return end, nil
+	if ok > cur || ok >= end {
+		// What is accessible already costs nothing to hand over.
+		return min(ok, end), false, nil
 	}
 	if err := as.resolveLocked(ok, unix.SIGSEGV, at, opts.IgnorePermissions); err != nil {
-		return ok, err
+		return ok, false, err
 	}
 	if next := hostarch.Addr(as.pt.AccessibleUpTo(uint64(ok), uint64(end), at.Write, opts.IgnorePermissions)); next > ok {
-		return next, nil
+		return next, true, nil
 	}
 	// The page table backed the page but the view does not show it: the
 	// host refused. Report the page as the access would have met it.
-	return ok, &FaultError{Addr: ok, Access: at, Reason: FaultHostMemory}
+	return ok, false, &FaultError{Addr: ok, Access: at, Reason: FaultHostMemory}
 }
+
+// TransferFaultLimit bounds the work one CopyOutFrom or CopyInTo does
+// before its reader or writer runs: once faults resolved for it (pages
+// copied on write, fresh pages backed) reach this many bytes, the transfer
+// stops there, and the call hands over, and reports, a shorter range, as a
+// short read(2) or write(2) does. Pages that are accessible already cost
+// nothing and do not count, so a transfer over resident memory is never
+// shortened. A guest-chosen length cannot make a transfer copy or allocate
+// more than this before any data moves.
+const TransferFaultLimit = 16 << 20
 
 // CopyOutFrom implements usermem.IO.CopyOutFrom: it hands src the blocks of
 // the view that back ars (zero-copy) in a single call to src.ReadToBlocks.
 // The pages are faulted in first (copy-on-write broken, fresh pages
 // backed), taking the mapping lock for one fault-around window at a time;
+// once that work reaches TransferFaultLimit bytes, src is given only the
+// prefix prepared so far and CopyOutFrom returns at most its length with a
+// nil error (callers loop, as for a short read);
 // while src runs, calls that could take access away from its blocks
 // (Clone, Mprotect, Madvise) wait, so src.ReadToBlocks must not make those
 // calls on this address space, nor CopyOutFrom (gVisor's precondition that
@@ -585,9 +606,10 @@ func (as *AddressSpace) CopyOutFrom(ctx context.Context, ars hostarch.AddrRangeS
 
 // CopyInTo implements usermem.IO.CopyInTo: it hands dst the blocks of the
 // view that back ars (zero-copy) in a single call to dst.WriteFromBlocks,
-// with the same rules as CopyOutFrom (the pages are faulted in first; a
-// range that cannot be read ends the blocks, and a *FaultError is returned
-// if dst consumes them all). A range of ars that overflows or ends beyond
+// with the same rules as CopyOutFrom (the pages are faulted in first, up to
+// TransferFaultLimit bytes of faults, after which dst is given the prefix
+// and the count is short with a nil error; a range that cannot be read ends
+// the blocks, and a *FaultError is returned if dst consumes them all). A range of ars that overflows or ends beyond
 // Size fails the whole call (0, EFAULT).
 func (as *AddressSpace) CopyInTo(ctx context.Context, ars hostarch.AddrRangeSeq, dst safemem.Writer, opts usermem.IOOpts) (int64, error) {
 	return as.transfer(ars, hostarch.Read, opts, dst.WriteFromBlocks)
@@ -610,7 +632,7 @@ func (as *AddressSpace) transfer(ars hostarch.AddrRangeSeq, at hostarch.AccessTy
 	// Pinned, the views keep what populate maps until f returns.
 	as.pt.Pin()
 	defer as.pt.Unpin()
-	ok, prefixErr := as.populate(ars, at, opts)
+	ok, truncated, prefixErr := as.populate(ars, at, opts, TransferFaultLimit)
 	if prefixErr != nil {
 		if errors.Is(prefixErr, ErrClosed) {
 			return 0, prefixErr
@@ -619,6 +641,8 @@ func (as *AddressSpace) transfer(ars hostarch.AddrRangeSeq, at hostarch.AccessTy
 		if ars.NumBytes() == 0 {
 			return 0, prefixErr
 		}
+	} else if truncated {
+		ars = ars.TakeFirst64(ok)
 	}
 	n, err := f(as.blocks(ars, base))
 	runtime.KeepAlive(as) // the views stay reserved while f may touch them
