@@ -903,13 +903,6 @@ func (h *hostile) mgmt(op int, s *hSpace, eff *effect) string {
 		a, l := h.addr(s), h.length(s)
 		adv := []int{unix.MADV_DONTNEED, unix.MADV_WILLNEED, unix.MADV_NORMAL, unix.MADV_FREE, unix.MADV_REMOVE,
 			unix.MADV_DONTFORK, unix.MADV_HUGEPAGE, -1, 1000, int(h.in.u64())}[h.in.intn(10)]
-		// MADV_DONTNEED visits every page under the lock (160 ms a GiB of
-		// private anonymous memory, minutes for a large heap): a stall
-		// reported with issue 10 for the Madvise rewrite. Keep in-range
-		// lengths to what the fuzzer can afford.
-		if end := uint64(a) + l; l > 64<<20 && end >= uint64(a) && end <= s.size {
-			l = 64 << 20
-		}
 		name = fmt.Sprintf("%s.Madvise(%#x, %#x, %d)", s.name, a, l, adv)
 		h.run(name, func() { err = s.as.Madvise(a, l, adv) })
 		// ENOMEM leaves the pages before the hole advised.
