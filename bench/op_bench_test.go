@@ -127,37 +127,49 @@ var opImpls = []opImpl{
 		}
 		checkSwapped(b, atomic.LoadUint32((*uint32)(p)), i)
 	}},
-	{"MmapMunmap4KiB", "host", func(b *testing.B) {
-		// The raw system calls (unix.Mmap would add its own bookkeeping).
-		for b.Loop() {
-			p, err := unix.MmapPtr(-1, 0, nil, hostarch.PageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := unix.MunmapPtr(p, hostarch.PageSize); err != nil {
-				b.Fatal(err)
-			}
+	// MAP_PRIVATE|MAP_ANONYMOUS on both sides: the target.
+	{"MmapMunmap4KiB", "host", func(b *testing.B) { hostMmapMunmap(b, unix.MAP_PRIVATE) }},
+	{"MmapMunmap4KiB", "mmsim", func(b *testing.B) { mmsimMmapMunmap(b, true) }},
+	// MAP_SHARED|MAP_ANONYMOUS: each mapping is a shared-memory object of
+	// its own (the kernel's shmem file, mmsim's memfd).
+	{"MmapMunmapShared4KiB", "host", func(b *testing.B) { hostMmapMunmap(b, unix.MAP_SHARED) }},
+	{"MmapMunmapShared4KiB", "mmsim", func(b *testing.B) { mmsimMmapMunmap(b, false) }},
+}
+
+// hostMmapMunmap maps and unmaps a page of anonymous memory with the raw
+// system calls (unix.Mmap would add its own bookkeeping).
+func hostMmapMunmap(b *testing.B, sharing int) {
+	for b.Loop() {
+		p, err := unix.MmapPtr(-1, 0, nil, hostarch.PageSize, unix.PROT_READ|unix.PROT_WRITE, sharing|unix.MAP_ANONYMOUS)
+		if err != nil {
+			b.Fatal(err)
 		}
-	}},
-	{"MmapMunmap4KiB", "mmsim", func(b *testing.B) {
-		suiteMu.Lock()
-		as := theAS(b)
-		suiteMu.Unlock()
-		before := len(as.Mappings())
-		opts := addrspace.MmapOpts{Length: hostarch.PageSize, Perms: hostarch.ReadWrite}
-		for b.Loop() {
-			addr, err := as.Mmap(opts)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := as.Munmap(addr, hostarch.PageSize); err != nil {
-				b.Fatal(err)
-			}
+		if err := unix.MunmapPtr(p, hostarch.PageSize); err != nil {
+			b.Fatal(err)
 		}
-		if after := len(as.Mappings()); after != before {
-			b.Fatalf("%d mappings after the loop, %d before", after, before)
+	}
+}
+
+// mmsimMmapMunmap maps and unmaps a page of anonymous memory in the suite's
+// address space.
+func mmsimMmapMunmap(b *testing.B, private bool) {
+	suiteMu.Lock()
+	as := theAS(b)
+	suiteMu.Unlock()
+	before := len(as.Mappings())
+	opts := addrspace.MmapOpts{Length: hostarch.PageSize, Perms: hostarch.ReadWrite, Private: private}
+	for b.Loop() {
+		addr, err := as.Mmap(opts)
+		if err != nil {
+			b.Fatal(err)
 		}
-	}},
+		if err := as.Munmap(addr, hostarch.PageSize); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if after := len(as.Mappings()); after != before {
+		b.Fatalf("%d mappings after the loop, %d before", after, before)
+	}
 }
 
 func checkSwapped(b *testing.B, got, want uint32) {
