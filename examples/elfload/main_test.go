@@ -40,6 +40,9 @@ func TestDefault(t *testing.T) {
 		`(?m)^[0-9a-f]{8,}-[0-9a-f]{8,} r-xp [0-9a-f]{8} [0-9a-f]{2}:[0-9a-f]{2} \d+ +` + regexp.QuoteMeta(exe) + `$`,
 		`(?m)^entry point   0x[0-9a-f]+$`,
 		`(?m)^stack pointer 0x[0-9a-f]*0$`, // 16-byte aligned
+		`(?m)^[0-9a-f]{8,}-[0-9a-f]{8,} rw-p 00000000 00:00 0 +\[stack\]$`,
+		`(?m)^brk           0x[0-9a-f]+000$`,
+		`(?m)^auxv AT_BASE   0x(0|[0-9a-f]+000)$`, // 0, or the interpreter's base under -race
 		`(?m)^argc 1$`,
 		`(?m)^argv\[0\] 0x[0-9a-f]+ "` + regexp.QuoteMeta(exe) + `"$`,
 		`(?m)^envp\[1\] 0x[0-9a-f]+ "PATH=/usr/bin:/bin"$`,
@@ -71,16 +74,54 @@ func TestStackAndEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ef.Close()
-	if want := ef.Entry + img.bias; uint64(img.entry) != want {
-		t.Errorf("entry %#x, want %#x", img.entry, want)
-	}
+	// A Go test binary is static, unless built with cgo (as -race
+	// does): then it has an interpreter too.
+	ief := openInterp(t, ef)
+	checkEntry(t, img, ef, ief)
 	checkStack(t, img, argv, envv, random, ef)
 	checkEntryBytes(t, img, exe, ef)
-	// No PT_INTERP (a Go test binary is static): no interpreter, AT_BASE 0.
-	if img.interp != "" || img.interpBias != 0 {
-		t.Errorf("interpreter %q at %#x", img.interp, img.interpBias)
+	checkLayout(t, img, exe, ef, ief)
+}
+
+// openInterp opens the interpreter ef's PT_INTERP names, or returns nil
+// if it has none.
+func openInterp(t *testing.T, ef *elf.File) *elf.File {
+	t.Helper()
+	for _, p := range ef.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		b := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		ief, err := elf.Open(strings.TrimRight(string(b), "\x00"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ief.Close() })
+		return ief
 	}
-	checkLayout(t, img, exe, ef, nil)
+	return nil
+}
+
+// checkEntry checks where execution starts: at the interpreter's entry
+// if there is one (ief), at the program's otherwise; and that AT_BASE
+// will be 0 without an interpreter.
+func checkEntry(t *testing.T, img *image, ef, ief *elf.File) {
+	t.Helper()
+	if want := ef.Entry + img.bias; uint64(img.progEntry) != want {
+		t.Errorf("program entry %#x, want %#x", img.progEntry, want)
+	}
+	want := ef.Entry + img.bias
+	if ief != nil {
+		want = ief.Entry + img.interpBias
+	} else if img.interp != "" || img.interpBias != 0 {
+		t.Errorf("interpreter %q at %#x, but no PT_INTERP", img.interp, img.interpBias)
+	}
+	if uint64(img.entry) != want {
+		t.Errorf("entry %#x, want %#x", img.entry, want)
+	}
 }
 
 // dynamicPrograms returns dynamically linked host executables to load:
@@ -418,11 +459,11 @@ func checkEntryBytes(t *testing.T, img *image, path string, ef *elf.File) {
 			t.Fatal(err)
 		}
 		got := make([]byte, n)
-		if _, err := img.as.CopyIn(context.Background(), img.entry, got, usermem.IOOpts{}); err != nil {
+		if _, err := img.as.CopyIn(context.Background(), img.progEntry, got, usermem.IOOpts{}); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("bytes at entry %#x:\n got %x\nwant %x", img.entry, got, want)
+			t.Errorf("bytes at the program's entry %#x:\n got %x\nwant %x", img.progEntry, got, want)
 		}
 		return
 	}
@@ -447,8 +488,11 @@ func TestETDyn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ef.Close()
+	ief := openInterp(t, ef)
+	checkEntry(t, img, ef, ief)
 	checkStack(t, img, []string{path}, nil, make([]byte, 16), ef)
 	checkEntryBytes(t, img, path, ef)
+	checkLayout(t, img, path, ef, ief)
 }
 
 // TestSharedPage loads a small hand-built ELF whose two PT_LOADs share a
