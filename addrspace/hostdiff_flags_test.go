@@ -11,7 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/mmsim/mmsim/hostarch"
 	"github.com/mmsim/mmsim/usermem"
@@ -243,7 +242,7 @@ func (r *hdRun) compareResidency(addr hostarch.Addr, length uint64) string {
 	sim := make([]byte, pages)
 	err := r.as.MincoreInto(addr, length, sim)
 	host := make([]byte, pages)
-	_, _, e := unix.Syscall(unix.SYS_MINCORE, r.h.base+uintptr(addr), uintptr(length), uintptr(unsafe.Pointer(&host[0])))
+	e := hostMincore(r.h.base+uintptr(addr), uintptr(length), host)
 	for i := range host {
 		host[i] &= 1 // the other bits are reserved
 	}
@@ -251,25 +250,6 @@ func (r *hdRun) compareResidency(addr hostarch.Addr, length uint64) string {
 		return fmt.Sprintf("mincore(%#x, %#x) = %v, %v; host %v, %v", addr, length, sim, err, host, e)
 	}
 	return ""
-}
-
-// futexTimespec returns the absolute CLOCK_MONOTONIC time d from now, as
-// FUTEX_WAIT_BITSET takes its timeout.
-func futexTimespec(d time.Duration) unix.Timespec {
-	var now unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &now); err != nil {
-		panic(err)
-	}
-	return unix.NsecToTimespec(now.Nano() + d.Nanoseconds())
-}
-
-// futexWait is futex(FUTEX_WAIT_BITSET) on the host mirror of addr, for at
-// most d.
-func (h *hostRange) futexWait(addr hostarch.Addr, val, bitset uint32, d time.Duration) unix.Errno {
-	ts := futexTimespec(d)
-	_, _, e := unix.Syscall6(unix.SYS_FUTEX, h.base+uintptr(addr), futexWaitBitsetOp, uintptr(val),
-		uintptr(unsafe.Pointer(&ts)), 0, uintptr(bitset))
-	return e
 }
 
 // futexWake is futex(FUTEX_WAKE_BITSET) on the host mirror of addr.
