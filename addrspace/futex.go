@@ -61,6 +61,12 @@ func (as *AddressSpace) futexKeyOf(addr hostarch.Addr) (futexKey, error) {
 	if v == nil {
 		return futexKey{}, &FaultError{Addr: addr, Access: hostarch.Read, Reason: FaultUnmapped}
 	}
+	if !v.perms.Effective().Read {
+		// Linux's get_futex_key pins the page for reading
+		// (get_user_pages), which a PROT_NONE mapping refuses: EFAULT,
+		// for a wake or requeue too.
+		return futexKey{}, &FaultError{Addr: addr, Access: hostarch.Read, Reason: FaultProtection}
+	}
 	if v.private || v.file == nil {
 		return futexKey{as: as, off: uint64(addr)}, nil
 	}
@@ -158,7 +164,8 @@ func wakeLocked(key futexKey, n int, bitset uint32) int {
 // one (futex_wake counts a waiter before comparing with n).
 //
 // Errors: EINVAL (wrapped) for a misaligned addr or a zero bitset; a
-// *FaultError (EFAULT) if addr is not mapped; ErrClosed after Close.
+// *FaultError (EFAULT) if addr is not mapped readable (as for Linux's
+// shared futexes, whose key pins the page); ErrClosed after Close.
 func (as *AddressSpace) FutexWake(addr hostarch.Addr, n int, bitset uint32) (int, error) {
 	if bitset == 0 {
 		return 0, fmt.Errorf("addrspace: FutexWake with a zero bitset: %w", unix.EINVAL)
@@ -182,7 +189,8 @@ func (as *AddressSpace) FutexWake(addr hostarch.Addr, n int, bitset uint32) (int
 // "requeued" onto the word they wait on stay where they are, and count.
 //
 // Errors: EINVAL (wrapped) for a misaligned address or a negative count;
-// EAGAIN (with val); a *FaultError (EFAULT) for an unmapped address;
+// EAGAIN (with val); a *FaultError (EFAULT) for an address not mapped
+// readable;
 // ErrClosed after Close.
 func (as *AddressSpace) FutexRequeue(addr, addr2 hostarch.Addr, nwake, nrequeue int, val *uint32) (int, error) {
 	if nwake < 0 || nrequeue < 0 {

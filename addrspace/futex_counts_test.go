@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mmsim/mmsim/hostarch"
+	"golang.org/x/sys/unix"
 )
 
 // TestFutexCounts checks the counts FutexWake and FutexRequeue return
@@ -55,5 +56,36 @@ func TestFutexCounts(t *testing.T) {
 			as.FutexWake(a+8, 100, allBits)
 			wg.Wait()
 		})
+	}
+}
+
+// TestFutexNoAccess: a futex word in a PROT_NONE mapping is EFAULT for a
+// wake and a requeue too, as for Linux's shared futexes (the key pins the
+// page for reading), and nothing was woken or moved; made readable, it
+// works.
+func TestFutexNoAccess(t *testing.T) {
+	as := newAS(t, 1<<30)
+	a := mustMmap(t, as, MmapOpts{Length: pg, Perms: hostarch.NoAccess, Private: true})
+	b := mustMmap(t, as, MmapOpts{Length: pg, Perms: hostarch.ReadWrite, Private: true})
+	for _, c := range []struct {
+		name string
+		op   func() (int, error)
+	}{
+		{"wake", func() (int, error) { return as.FutexWake(a, 1, allBits) }},
+		{"requeue from it", func() (int, error) { return as.FutexRequeue(a, b, 1, 1, nil) }},
+		{"requeue to it", func() (int, error) { return as.FutexRequeue(b, a, 1, 1, nil) }},
+	} {
+		if n, err := c.op(); n != 0 || errnoOf(err) != unix.EFAULT {
+			t.Errorf("%s = %d, %v; want 0, EFAULT", c.name, n, err)
+		}
+	}
+	if err := as.FutexWait(context.Background(), a, 0, allBits); errnoOf(err) != unix.EFAULT {
+		t.Errorf("wait = %v; want EFAULT", err)
+	}
+	if err := as.Mprotect(a, pg, hostarch.Read); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := as.FutexWake(a, 1, allBits); n != 0 || err != nil {
+		t.Errorf("wake after Mprotect = %d, %v; want 0, nil", n, err)
 	}
 }

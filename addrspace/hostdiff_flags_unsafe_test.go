@@ -36,4 +36,3 @@ func (h *hostRange) futexWait(addr hostarch.Addr, val, bitset uint32, d time.Dur
 		uintptr(unsafe.Pointer(&ts)), 0, uintptr(bitset))
 	return e
 }
-
