@@ -651,6 +651,7 @@ func testHostDiffFutex(t *testing.T) {
 		hdOp{Kind: hdMmap, Addr: 0x18000, Len: pg, Fixed: true, Perms: hostarch.Read, Private: true, File: 1},
 		hdOp{Kind: hdMmap, Addr: 0x1a000, Len: pg, Fixed: true, Perms: hostarch.Write, Private: true, File: -1},
 		hdOp{Kind: hdMmap, Addr: 0x1c000, Len: 2 * pg, Fixed: true, Perms: rw, File: -1},
+		hdOp{Kind: hdMmap, Addr: 0x1e000, Len: 2 * pg, Fixed: true, Perms: hostarch.Write, Private: true, File: -1},
 	), hfOp{Kind: hfStore, Addr: 0x10100, Val: 42}, hfOp{Kind: hfStore, Addr: 0x15100, Val: 7})
 	all := ^uint32(0)
 	wait := func(addr hostarch.Addr, val, bitset uint32) hfOp {
@@ -695,6 +696,8 @@ func testHostDiffFutex(t *testing.T) {
 		{"wake, a zero bitset", wake(0x10100, 1, 0)},
 		{"wake, misaligned", wake(0x10101, 1, all)},
 		{"wake, unmapped", wake(0x20000, 1, all)},
+		{"wait, a write-only page never touched", wait(0x1f000, 0, all)},
+		{"wake, a write-only page never touched", wake(0x1f000, 1, all)},
 		{"wake, no access", wake(0x13000, 1, all)},
 		{"wake, a write-only page", wake(0x1a000, 1, all)},
 		{"wake, a page never touched", wake(0x11000, 1, all)},
