@@ -45,7 +45,7 @@ unit:
 #     a thousand 1 GiB ones) take more than 20 GB of host memory;
 #   TestModel: qemu's mincore(2) fails with ENOMEM on pages that are not
 #     readable (Linux does not), and the model checks Mincore;
-#   TestHostDiff, TestHostDiffCases: the reference is the host kernel, and
+#   TestHostDiff, TestHostDiffCases, TestHostDiffFlags: the reference is the host kernel, and
 #     under qemu the "host" is qemu's emulation of mremap and friends;
 #   TestModelHostAccount, TestHostBudgetExhaustion: they compare with and
 #     fill the host's own mappings, which under qemu are qemu's (it maps
@@ -57,7 +57,7 @@ unit:
 #   TestMmapPopulate: qemu-user takes madvise(MADV_POPULATE_WRITE) for a
 #     hint it may ignore, and does.
 QEMU_AARCH64 ?= qemu-aarch64
-ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate)$$
+ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate)$$
 
 arm64:
 	GOARCH=arm64 $(GO) build ./...

@@ -61,6 +61,12 @@ func (as *AddressSpace) futexKeyOf(addr hostarch.Addr) (futexKey, error) {
 	if v == nil {
 		return futexKey{}, &FaultError{Addr: addr, Access: hostarch.Read, Reason: FaultUnmapped}
 	}
+	if !v.perms.Effective().Read {
+		// Linux's get_futex_key pins the page for reading
+		// (get_user_pages), which a PROT_NONE mapping refuses: EFAULT,
+		// for a wake or requeue too.
+		return futexKey{}, &FaultError{Addr: addr, Access: hostarch.Read, Reason: FaultProtection}
+	}
 	if v.private || v.file == nil {
 		return futexKey{as: as, off: uint64(addr)}, nil
 	}
@@ -154,10 +160,12 @@ func wakeLocked(key futexKey, n int, bitset uint32) int {
 
 // FutexWake wakes up to n waiters on the futex word at addr whose bitset
 // shares a bit with bitset, as FUTEX_WAKE_BITSET does (^uint32(0): plain
-// FUTEX_WAKE), and returns how many it woke. n <= 0 wakes none.
+// FUTEX_WAKE), and returns how many it woke. As on Linux, n <= 0 wakes
+// one (futex_wake counts a waiter before comparing with n).
 //
 // Errors: EINVAL (wrapped) for a misaligned addr or a zero bitset; a
-// *FaultError (EFAULT) if addr is not mapped; ErrClosed after Close.
+// *FaultError (EFAULT) if addr is not mapped readable (as for Linux's
+// shared futexes, whose key pins the page); ErrClosed after Close.
 func (as *AddressSpace) FutexWake(addr hostarch.Addr, n int, bitset uint32) (int, error) {
 	if bitset == 0 {
 		return 0, fmt.Errorf("addrspace: FutexWake with a zero bitset: %w", unix.EINVAL)
@@ -168,18 +176,21 @@ func (as *AddressSpace) FutexWake(addr hostarch.Addr, n int, bitset uint32) (int
 	}
 	futexes.mu.Lock()
 	defer futexes.mu.Unlock()
-	return wakeLocked(key, n, bitset), nil
+	return wakeLocked(key, max(n, 1), bitset), nil
 }
 
 // FutexRequeue wakes up to nwake waiters on the futex word at addr and
 // moves up to nrequeue of the rest to wait on addr2, as FUTEX_REQUEUE does.
 // With val non-nil it is FUTEX_CMP_REQUEUE: it first checks, atomically
 // with the requeue, that the word at addr holds *val, and fails with EAGAIN
-// otherwise. It returns the number woken (FUTEX_REQUEUE) or woken and
-// requeued (FUTEX_CMP_REQUEUE), as Linux does.
+// otherwise. It returns the number woken plus the number requeued, for
+// both, as Linux's futex_requeue does (futex(2) says FUTEX_REQUEUE returns
+// the number woken; the kernel, the reference, counts both). Waiters
+// "requeued" onto the word they wait on stay where they are, and count.
 //
 // Errors: EINVAL (wrapped) for a misaligned address or a negative count;
-// EAGAIN (with val); a *FaultError (EFAULT) for an unmapped address;
+// EAGAIN (with val); a *FaultError (EFAULT) for an address not mapped
+// readable;
 // ErrClosed after Close.
 func (as *AddressSpace) FutexRequeue(addr, addr2 hostarch.Addr, nwake, nrequeue int, val *uint32) (int, error) {
 	if nwake < 0 || nrequeue < 0 {
@@ -206,7 +217,9 @@ func (as *AddressSpace) FutexRequeue(addr, addr2 hostarch.Addr, nwake, nrequeue 
 	}
 	woken := wakeLocked(key, nwake, ^uint32(0))
 	requeued := 0
-	if key2 != key {
+	if key2 == key {
+		requeued = min(nrequeue, len(futexes.waiters[key]))
+	} else {
 		for _, w := range append([]*futexWaiter(nil), futexes.waiters[key]...) {
 			if requeued >= nrequeue {
 				break
@@ -217,8 +230,5 @@ func (as *AddressSpace) FutexRequeue(addr, addr2 hostarch.Addr, nwake, nrequeue 
 			requeued++
 		}
 	}
-	if val != nil {
-		return woken + requeued, nil
-	}
-	return woken, nil
+	return woken + requeued, nil
 }

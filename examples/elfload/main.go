@@ -1,17 +1,23 @@
 // Command elfload loads an ELF executable into a simulated address space
 // the way a userspace kernel's execve(2) does (after Linux's binfmt_elf): it
 // maps each PT_LOAD segment privately from the file with the segment's
-// permissions, zero-fills and maps the bss, builds the initial process
-// stack (argc, argv, envp, auxv and the strings they point to), and prints
-// the address space as /proc/PID/maps would, the entry point and the stack
-// pointer. Nothing runs; a CPU emulator would start at the entry point with
-// %rsp set to the stack pointer.
+// permissions, zero-fills and maps the bss, puts the start of the heap
+// (brk) at the first page after the last segment, maps the stack (named
+// "[stack]") at the top, loads the program interpreter its PT_INTERP names
+// (the dynamic linker, ld.so) at a base of its own below the stack, builds
+// the initial process stack (argc, argv, envp, auxv — with AT_BASE, the
+// interpreter's base, and AT_PHDR and AT_ENTRY, the program's — and the
+// strings they point to), and prints the address space as /proc/PID/maps
+// would, the entry point (the interpreter's, if there is one), the break
+// and the stack pointer. Nothing runs; a CPU emulator would start at the
+// entry point with %rsp set to the stack pointer.
 //
 //	go run ./examples/elfload                 # loads its own executable
 //	go run ./examples/elfload /bin/true a b   # loads /bin/true, argv "/bin/true a b"
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"debug/elf"
@@ -72,6 +78,7 @@ const (
 	atPhent  = 4
 	atPhnum  = 5
 	atPagesz = 6
+	atBase   = 7
 	atEntry  = 9
 	atRandom = 25
 	atExecfn = 31
@@ -79,12 +86,19 @@ const (
 
 var auxvNames = map[uint64]string{
 	atNull: "AT_NULL", atPhdr: "AT_PHDR", atPhent: "AT_PHENT", atPhnum: "AT_PHNUM",
-	atPagesz: "AT_PAGESZ", atEntry: "AT_ENTRY", atRandom: "AT_RANDOM", atExecfn: "AT_EXECFN",
+	atPagesz: "AT_PAGESZ", atBase: "AT_BASE", atEntry: "AT_ENTRY", atRandom: "AT_RANDOM", atExecfn: "AT_EXECFN",
 }
 
 const (
 	pageSize  = hostarch.PageSize
 	stackSize = 128 << 10
+	// stackGap is what Linux keeps free below the stack for it to grow
+	// into before the mmap area begins (mmap_base's minimum gap, 128 MiB):
+	// the interpreter goes below it, where the space allows.
+	stackGap = 128 << 20
+	// pathMax is Linux's PATH_MAX, the longest PT_INTERP it accepts
+	// (counting the NUL).
+	pathMax = 4096
 )
 
 func pageDown(x uint64) uint64 { return x &^ (pageSize - 1) }
@@ -95,22 +109,38 @@ func pageUp(x uint64) uint64   { return (x + pageSize - 1) &^ (pageSize - 1) }
 type image struct {
 	as    *addrspace.AddressSpace
 	bias  uint64        // added to every p_vaddr (0 for ET_EXEC)
-	entry hostarch.Addr // e_entry + bias
-	sp    hostarch.Addr // points at argc
+	entry hostarch.Addr // where execution starts: the interpreter's entry, or the program's
+	// progEntry is the program's e_entry + bias (AT_ENTRY).
+	progEntry hostarch.Addr
+	// interp is the interpreter's path ("" for none), interpBias its load
+	// bias (AT_BASE).
+	interp     string
+	interpBias uint64
+	brk        hostarch.Addr // the start of the heap
+	sp         hostarch.Addr // points at argc
 }
 
-// load loads the ELF executable at path into a new address space of the
-// given size, with an initial stack for argv and envv. random supplies the
-// 16 bytes of AT_RANDOM. On error nothing is left allocated.
-func load(path string, size uint64, argv, envv []string, random io.Reader) (*image, error) {
-	if size == 0 {
-		size = addrspace.DefaultSize
-	}
+// An object is an ELF file being loaded: the program or its interpreter.
+type object struct {
+	path  string
+	f     *os.File
+	ef    *elf.File
+	phoff uint64 // e_phoff, which debug/elf does not export (AT_PHDR needs it)
+	loads []elf.ProgHeader
+}
+
+// openObject opens and checks the ELF executable or shared object at path.
+// The caller closes o.f.
+func openObject(path string) (o *object, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close() // the address space keeps its own descriptor
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -125,54 +155,201 @@ func load(path string, size uint64, argv, envv []string, random io.Reader) (*ima
 	if ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("%s: not an executable (type %v)", path, ef.Type)
 	}
-	// debug/elf does not export e_phoff, the file offset of the program
-	// headers; AT_PHDR needs it.
 	var hdr [0x28]byte
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
 		return nil, fmt.Errorf("%s: reading the ELF header: %w", path, err)
 	}
-	phoff := binary.LittleEndian.Uint64(hdr[0x20:])
 	loads, err := checkSegments(ef, uint64(st.Size()))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return &object{path: path, f: f, ef: ef, phoff: binary.LittleEndian.Uint64(hdr[0x20:]), loads: loads}, nil
+}
 
+// interpreter returns the path PT_INTERP names, or "" if there is none.
+// As Linux does, it insists on a NUL-terminated path shorter than PATH_MAX
+// and on at most one PT_INTERP.
+func (o *object) interpreter() (string, error) {
+	path := ""
+	for _, p := range o.ef.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		if path != "" {
+			return "", errors.New("more than one PT_INTERP")
+		}
+		if p.Filesz < 2 || p.Filesz > pathMax {
+			return "", fmt.Errorf("PT_INTERP of %d bytes", p.Filesz)
+		}
+		b := make([]byte, p.Filesz)
+		if _, err := o.f.ReadAt(b, int64(p.Off)); err != nil {
+			return "", fmt.Errorf("reading PT_INTERP: %w", err)
+		}
+		if b[len(b)-1] != 0 || bytes.IndexByte(b[:len(b)-1], 0) >= 0 {
+			return "", fmt.Errorf("PT_INTERP %q is not one NUL-terminated path", b)
+		}
+		path = string(b[:len(b)-1])
+	}
+	return path, nil
+}
+
+// span returns the page-aligned range of addresses o's segments cover
+// (before any bias), and the largest power-of-two p_align (at least a
+// page).
+func (o *object) span() (start, end, align uint64) {
+	align = pageSize
+	for _, p := range o.loads {
+		if p.Align&(p.Align-1) == 0 { // a power of two (or 0)
+			align = max(align, p.Align)
+		}
+	}
+	last := o.loads[len(o.loads)-1]
+	return pageDown(o.loads[0].Vaddr), pageUp(last.Vaddr + last.Memsz), align
+}
+
+// checkFits checks that every segment of o, moved by bias, lies in
+// [MinAddr, size): page 0 stays unmapped.
+func (o *object) checkFits(bias, size uint64) error {
+	for i, p := range o.loads {
+		start, end := p.Vaddr+bias, p.Vaddr+bias+p.Memsz
+		if end < start || start < bias || pageDown(start) < addrspace.MinAddr || pageUp(end) > size || pageUp(end) < end {
+			return fmt.Errorf("%s: PT_LOAD %d [%#x, %#x) lies outside the address space [%#x, %#x)",
+				o.path, i, start, end, addrspace.MinAddr, size)
+		}
+	}
+	return nil
+}
+
+// load loads the ELF executable at path, and the interpreter it names,
+// into a new address space of the given size, with an initial stack for
+// argv and envv. random supplies the 16 bytes of AT_RANDOM. On error
+// nothing is left allocated.
+func load(path string, size uint64, argv, envv []string, random io.Reader) (*image, error) {
+	if size == 0 {
+		size = addrspace.DefaultSize
+	}
+	prog, err := openObject(path)
+	if err != nil {
+		return nil, err
+	}
+	defer prog.f.Close() // the address space keeps its own descriptor
 	img := &image{}
-	if ef.Type == elf.ET_DYN {
+	if img.interp, err = prog.interpreter(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var interp *object
+	if img.interp != "" {
+		if interp, err = openObject(img.interp); err != nil {
+			return nil, fmt.Errorf("%s: interpreter: %w", path, err)
+		}
+		defer interp.f.Close()
+	}
+
+	if prog.ef.Type == elf.ET_DYN {
 		// Position-independent: pick a load bias. Linux puts such programs
 		// at ELF_ET_DYN_BASE, two thirds of the way up the address space,
 		// aligned to the largest p_align.
-		align := uint64(pageSize)
-		for _, p := range loads {
-			if p.Align&(p.Align-1) == 0 { // a power of two (or 0)
-				align = max(align, p.Align)
-			}
-		}
-		img.bias = (size/3*2)&^(align-1) - pageDown(loads[0].Vaddr)
+		start, _, align := prog.span()
+		img.bias = (size/3*2)&^(align-1) - start
 	}
-	// Every segment must fit in [MinAddr, size), and page 0 stays unmapped.
-	for i, p := range loads {
-		start, end := p.Vaddr+img.bias, p.Vaddr+img.bias+p.Memsz
-		if end < start || pageDown(start) < addrspace.MinAddr || pageUp(end) > size || pageUp(end) < end {
-			return nil, fmt.Errorf("%s: PT_LOAD %d [%#x, %#x) lies outside the address space [%#x, %#x)",
-				path, i, start, end, addrspace.MinAddr, size)
-		}
+	if err := prog.checkFits(img.bias, size); err != nil {
+		return nil, err
 	}
 
 	if img.as, err = addrspace.New(addrspace.Options{Size: size}); err != nil {
 		return nil, err
 	}
-	ctx := context.Background()
-	if err := img.mapSegments(ctx, f, loads); err != nil {
+	if err := img.build(prog, interp, argv, envv, random); err != nil {
 		img.as.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	img.entry = hostarch.Addr(ef.Entry + img.bias)
-	if err := img.buildStack(ctx, ef, phoff, loads, argv, envv, random); err != nil {
-		img.as.Close()
-		return nil, fmt.Errorf("%s: building the stack: %w", path, err)
+		return nil, err
 	}
 	return img, nil
+}
+
+// build maps prog (and interp, if not nil) into img.as and lays out the
+// stack, as binfmt_elf's load_elf_binary does, in its order: the program's
+// segments, the break after them, the stack, the interpreter below the
+// stack's gap, the stack's contents.
+func (img *image) build(prog, interp *object, argv, envv []string, random io.Reader) error {
+	ctx := context.Background()
+	as := img.as
+	if err := img.mapSegments(ctx, prog.f, prog.loads, img.bias); err != nil {
+		return fmt.Errorf("%s: %w", prog.path, err)
+	}
+	img.progEntry = hostarch.Addr(prog.ef.Entry + img.bias)
+	img.entry = img.progEntry
+	// The heap starts at the first page after the program's last segment
+	// (its bss), as Linux's mm->start_brk does without randomisation.
+	_, end, _ := prog.span()
+	img.brk = hostarch.Addr(end + img.bias)
+	if err := as.SetBrkStart(img.brk); err != nil {
+		return fmt.Errorf("%s: setting the break: %w", prog.path, err)
+	}
+	top := as.Size()
+	if _, err := as.Mmap(addrspace.MmapOpts{
+		Addr:    hostarch.Addr(top - stackSize),
+		Length:  stackSize,
+		Fixed:   true,
+		Perms:   hostarch.ReadWrite,
+		Private: true,
+		Name:    "[stack]",
+	}); err != nil {
+		return fmt.Errorf("%s: mapping the stack: %w", prog.path, err)
+	}
+	if interp != nil {
+		if err := img.loadInterp(ctx, interp, top-stackSize); err != nil {
+			return fmt.Errorf("%s: interpreter %w", prog.path, err)
+		}
+	}
+	if err := img.buildStack(ctx, prog, argv, envv, random); err != nil {
+		return fmt.Errorf("%s: building the stack: %w", prog.path, err)
+	}
+	return nil
+}
+
+// loadInterp maps the interpreter at a base of its own, as Linux's
+// load_elf_interp does: an ET_DYN interpreter goes wherever a non-fixed mmap
+// of its whole span would go (the address space picks a free range, here
+// hinted below the stack's gap under stackBottom, as Linux's mmap_base
+// lies), aligned to its largest p_align; an ET_EXEC one at its own
+// addresses. The segments are then mapped at fixed addresses in that range
+// and the gaps between them left unmapped. It sets the interpreter's bias
+// (AT_BASE) and the entry point.
+func (img *image) loadInterp(ctx context.Context, o *object, stackBottom uint64) error {
+	as := img.as
+	start, end, align := o.span()
+	var bias uint64
+	if o.ef.Type == elf.ET_DYN {
+		length := end - start + align - pageSize // room to align the base
+		if length < end-start {
+			return fmt.Errorf("%s: a span of %#x bytes aligned to %#x overflows", o.path, end-start, align)
+		}
+		var hint uint64
+		if stackBottom > stackGap+length {
+			hint = (stackBottom - stackGap - length) &^ (align - 1)
+		}
+		// Reserve the span to find it free, then give it back: the
+		// segments replace it piece by piece (MAP_FIXED), and what lies
+		// between them must end up unmapped, as on Linux.
+		at, err := as.Mmap(addrspace.MmapOpts{Addr: hostarch.Addr(hint), Length: length, Private: true})
+		if err != nil {
+			return fmt.Errorf("%s: no room for %#x bytes: %w", o.path, length, err)
+		}
+		if err := as.Munmap(at, length); err != nil {
+			return err
+		}
+		base := (uint64(at) + align - 1) &^ (align - 1)
+		bias = base - start
+	}
+	if err := o.checkFits(bias, as.Size()); err != nil {
+		return err
+	}
+	if err := img.mapSegments(ctx, o.f, o.loads, bias); err != nil {
+		return fmt.Errorf("%s: %w", o.path, err)
+	}
+	img.interpBias = bias
+	img.entry = hostarch.Addr(o.ef.Entry + bias)
+	return nil
 }
 
 // checkSegments returns the PT_LOAD program headers, having checked what
@@ -232,10 +409,10 @@ func perms(flags elf.ProgFlag) hostarch.AccessType {
 // Like Linux, each later segment is mapped with MAP_FIXED, replacing the
 // shared page: it gets the later segment's permissions, and its bytes come
 // from the file page both segments were linked from.
-func (img *image) mapSegments(ctx context.Context, f *os.File, loads []elf.ProgHeader) error {
+func (img *image) mapSegments(ctx context.Context, f *os.File, loads []elf.ProgHeader, bias uint64) error {
 	var mappedEnd uint64 // end of the pages mapped so far
 	for i, p := range loads {
-		vaddr := p.Vaddr + img.bias
+		vaddr := p.Vaddr + bias
 		prot := perms(p.Flags)
 		bssStart := vaddr + p.Filesz
 		anonStart := pageUp(bssStart)
@@ -286,9 +463,9 @@ func (img *image) mapSegments(ctx context.Context, f *os.File, loads []elf.ProgH
 	return nil
 }
 
-// buildStack maps the stack at the top of the address space and lays out
-// the initial process stack as Linux's create_elf_tables does. From the
-// stack pointer up:
+// buildStack lays out the initial process stack in the stack mapping at
+// the top of the address space, as Linux's create_elf_tables does. From
+// the stack pointer up:
 //
 //	argc
 //	argv[0] ... argv[argc-1]  NULL
@@ -298,18 +475,9 @@ func (img *image) mapSegments(ctx context.Context, f *os.File, loads []elf.ProgH
 //	16 random bytes (AT_RANDOM points here)
 //	argv strings, envp strings, the file name (AT_EXECFN), 8 zero bytes
 //	                                                    <- top of the stack
-func (img *image) buildStack(ctx context.Context, ef *elf.File, phoff uint64, loads []elf.ProgHeader, argv, envv []string, random io.Reader) error {
+func (img *image) buildStack(ctx context.Context, prog *object, argv, envv []string, random io.Reader) error {
 	as := img.as
 	top := as.Size()
-	if _, err := as.Mmap(addrspace.MmapOpts{
-		Addr:    hostarch.Addr(top - stackSize),
-		Length:  stackSize,
-		Fixed:   true,
-		Perms:   hostarch.ReadWrite,
-		Private: true,
-	}); err != nil {
-		return err
-	}
 
 	// push copies b just below p and moves p down to it.
 	p := hostarch.Addr(top - 8)
@@ -358,18 +526,19 @@ func (img *image) buildStack(ctx context.Context, ef *elf.File, phoff uint64, lo
 	// AT_PHDR: where the program headers are in memory, found through
 	// the PT_LOAD whose file bytes contain them (0 if none does).
 	var phdr uint64
-	for _, l := range loads {
-		if l.Off <= phoff && phoff < l.Off+l.Filesz {
-			phdr = phoff - l.Off + l.Vaddr + img.bias
+	for _, l := range prog.loads {
+		if l.Off <= prog.phoff && prog.phoff < l.Off+l.Filesz {
+			phdr = prog.phoff - l.Off + l.Vaddr + img.bias
 			break
 		}
 	}
 	auxv := []uint64{
 		atPhdr, phdr,
 		atPhent, 56, // sizeof(Elf64_Phdr)
-		atPhnum, uint64(len(ef.Progs)),
+		atPhnum, uint64(len(prog.ef.Progs)),
 		atPagesz, pageSize,
-		atEntry, uint64(img.entry),
+		atBase, img.interpBias, // 0 without an interpreter, as on Linux
+		atEntry, uint64(img.progEntry), // the program's, not the interpreter's
 		atRandom, uint64(randAddr),
 		atExecfn, uint64(execfn),
 		atNull, 0,
@@ -408,7 +577,11 @@ func (img *image) print(out io.Writer) error {
 	if err := as.WriteMaps(out); err != nil {
 		return err
 	}
+	if img.interp != "" {
+		fmt.Fprintf(out, "interpreter   %s at %#x\n", img.interp, img.interpBias)
+	}
 	fmt.Fprintf(out, "entry point   %#x\n", img.entry)
+	fmt.Fprintf(out, "brk           %#x\n", img.brk)
 	fmt.Fprintf(out, "stack pointer %#x\n", img.sp)
 
 	// Walk the stack as the program's C runtime would.

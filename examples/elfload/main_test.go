@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,6 +40,9 @@ func TestDefault(t *testing.T) {
 		`(?m)^[0-9a-f]{8,}-[0-9a-f]{8,} r-xp [0-9a-f]{8} [0-9a-f]{2}:[0-9a-f]{2} \d+ +` + regexp.QuoteMeta(exe) + `$`,
 		`(?m)^entry point   0x[0-9a-f]+$`,
 		`(?m)^stack pointer 0x[0-9a-f]*0$`, // 16-byte aligned
+		`(?m)^[0-9a-f]{8,}-[0-9a-f]{8,} rw-p 00000000 00:00 0 +\[stack\]$`,
+		`(?m)^brk           0x[0-9a-f]+000$`,
+		`(?m)^auxv AT_BASE   0x(0|[0-9a-f]+000)$`, // 0, or the interpreter's base under -race
 		`(?m)^argc 1$`,
 		`(?m)^argv\[0\] 0x[0-9a-f]+ "` + regexp.QuoteMeta(exe) + `"$`,
 		`(?m)^envp\[1\] 0x[0-9a-f]+ "PATH=/usr/bin:/bin"$`,
@@ -70,11 +74,272 @@ func TestStackAndEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ef.Close()
-	if want := ef.Entry + img.bias; uint64(img.entry) != want {
-		t.Errorf("entry %#x, want %#x", img.entry, want)
-	}
+	// A Go test binary is static, unless built with cgo (as -race
+	// does): then it has an interpreter too.
+	ief := openInterp(t, ef)
+	checkEntry(t, img, ef, ief)
 	checkStack(t, img, argv, envv, random, ef)
 	checkEntryBytes(t, img, exe, ef)
+	checkLayout(t, img, exe, ef, ief)
+}
+
+// openInterp opens the interpreter ef's PT_INTERP names, or returns nil
+// if it has none.
+func openInterp(t *testing.T, ef *elf.File) *elf.File {
+	t.Helper()
+	for _, p := range ef.Progs {
+		if p.Type != elf.PT_INTERP {
+			continue
+		}
+		b := make([]byte, p.Filesz)
+		if _, err := p.ReadAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		ief, err := elf.Open(strings.TrimRight(string(b), "\x00"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ief.Close() })
+		return ief
+	}
+	return nil
+}
+
+// checkEntry checks where execution starts: at the interpreter's entry
+// if there is one (ief), at the program's otherwise; and that AT_BASE
+// will be 0 without an interpreter.
+func checkEntry(t *testing.T, img *image, ef, ief *elf.File) {
+	t.Helper()
+	if want := ef.Entry + img.bias; uint64(img.progEntry) != want {
+		t.Errorf("program entry %#x, want %#x", img.progEntry, want)
+	}
+	want := ef.Entry + img.bias
+	if ief != nil {
+		want = ief.Entry + img.interpBias
+	} else if img.interp != "" || img.interpBias != 0 {
+		t.Errorf("interpreter %q at %#x, but no PT_INTERP", img.interp, img.interpBias)
+	}
+	if uint64(img.entry) != want {
+		t.Errorf("entry %#x, want %#x", img.entry, want)
+	}
+}
+
+// dynamicPrograms returns dynamically linked host executables to load:
+// /bin/true, and, if gcc is installed, a small C program built as a PIE
+// (ET_DYN) and as a fixed-address executable (ET_EXEC), whose bss spills
+// past its file pages.
+func dynamicPrograms(t *testing.T) []string {
+	t.Helper()
+	var progs []string
+	if _, err := os.Stat("/bin/true"); err == nil {
+		progs = append(progs, "/bin/true")
+	}
+	if gcc, err := exec.LookPath("gcc"); err == nil {
+		dir := t.TempDir()
+		src := filepath.Join(dir, "hello.c")
+		code := "#include <stdio.h>\nstatic char bss[3*4096 + 123];\nint main(void) { bss[0] = 1; puts(\"hello\"); return bss[1]; }\n"
+		if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, flags := range [][]string{{"-pie", "-fPIE"}, {"-no-pie"}} {
+			out := filepath.Join(dir, "hello"+flags[0])
+			cmd := exec.Command(gcc, append(append([]string{}, flags...), "-O1", "-o", out, src)...)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", cmd, err, b)
+			}
+			progs = append(progs, out)
+		}
+	} else {
+		t.Log("no gcc: only /bin/true")
+	}
+	if len(progs) == 0 {
+		t.Skip("no dynamically linked host executable")
+	}
+	return progs
+}
+
+// TestInterpreter loads dynamically linked host executables: their
+// PT_INTERP (ld.so) is mapped at a base of its own below the stack's gap,
+// AT_BASE is that base, AT_PHDR and AT_ENTRY are the program's, execution
+// starts at the interpreter's entry, the break starts on the page after
+// the program's last segment, and the stack is "[stack]": every mapped page
+// is accounted for.
+func TestInterpreter(t *testing.T) {
+	for _, prog := range dynamicPrograms(t) {
+		t.Run(filepath.Base(prog), func(t *testing.T) {
+			argv := []string{prog, "x"}
+			random := []byte("fedcba9876543210")
+			img, err := load(prog, 1<<32, argv, nil, bytes.NewReader(random)) // 4 GiB: quicker under qemu than the default
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer img.as.Close()
+			var maps strings.Builder
+			img.as.WriteMaps(&maps)
+			t.Log("\n" + maps.String())
+			ef, err := elf.Open(prog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ef.Close()
+			var interpPath string
+			for _, p := range ef.Progs {
+				if p.Type == elf.PT_INTERP {
+					b := make([]byte, p.Filesz)
+					if _, err := p.ReadAt(b, 0); err != nil {
+						t.Fatal(err)
+					}
+					interpPath = strings.TrimRight(string(b), "\x00")
+				}
+			}
+			if interpPath == "" || img.interp != interpPath {
+				t.Fatalf("interpreter %q, PT_INTERP names %q", img.interp, interpPath)
+			}
+			ief, err := elf.Open(interpPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ief.Close()
+			if ief.Type != elf.ET_DYN {
+				t.Fatalf("%s is %v", interpPath, ief.Type)
+			}
+			// The interpreter's base: page-aligned, above the program,
+			// below the stack by at least Linux's minimum gap.
+			top := img.as.Size()
+			if img.interpBias == 0 || img.interpBias%hostarch.PageSize != 0 ||
+				img.interpBias+stackGap > top-stackSize {
+				t.Errorf("interpreter base %#x (stack at %#x)", img.interpBias, top-stackSize)
+			}
+			if want := ief.Entry + img.interpBias; uint64(img.entry) != want {
+				t.Errorf("entry %#x, want the interpreter's %#x", img.entry, want)
+			}
+			checkStack(t, img, argv, nil, random, ef)
+			checkEntryBytesRaw(t, img, fileBytesAt(t, interpPath, ief, ief.Entry, 64))
+			checkLayout(t, img, prog, ef, ief)
+			if strings.Count(maps.String(), interpPath) == 0 {
+				t.Errorf("maps do not name %s", interpPath)
+			}
+		})
+	}
+}
+
+// fileBytesAt returns the n file bytes that a PT_LOAD of ef places at
+// vaddr (before any bias).
+func fileBytesAt(t *testing.T, path string, ef *elf.File, vaddr, n uint64) []byte {
+	t.Helper()
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_LOAD && p.Vaddr <= vaddr && vaddr+n <= p.Vaddr+p.Filesz {
+			b := make([]byte, n)
+			if _, err := p.ReadAt(b, int64(vaddr-p.Vaddr)); err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+	t.Fatalf("%s: %#x+%d is in no PT_LOAD's file bytes", path, vaddr, n)
+	return nil
+}
+
+// A pageWant is what one page of the address space must be.
+type pageWant struct {
+	perms hostarch.AccessType
+	file  string // "" for anonymous memory
+	off   uint64 // the file offset of the page
+	name  string // the anonymous mapping's name
+}
+
+// checkLayout checks every page of img's address space against what the
+// program's (and the interpreter's, if ief is not nil) PT_LOADs and the
+// stack make of it, computed here from the ELF headers alone: each page
+// of a segment has the permissions of the last segment covering it (as
+// MAP_FIXED leaves them), and shows the file at the right offset up to
+// the segment's file bytes, anonymous memory beyond; the stack is
+// "[stack]"; nothing else is mapped. Then it checks the break: Brk(0) is
+// the page after the program's last segment, and growing the heap maps
+// "[heap]" right there.
+func checkLayout(t *testing.T, img *image, prog string, ef, ief *elf.File) {
+	t.Helper()
+	want := map[uint64]pageWant{}
+	addSegments := func(path string, ef *elf.File, bias uint64) (end uint64) {
+		for _, p := range ef.Progs {
+			if p.Type != elf.PT_LOAD || p.Memsz == 0 {
+				continue
+			}
+			start := (p.Vaddr + bias) &^ (hostarch.PageSize - 1)
+			fileEnd := (p.Vaddr + bias + p.Filesz + hostarch.PageSize - 1) &^ (hostarch.PageSize - 1)
+			if p.Filesz == 0 {
+				fileEnd = start
+			}
+			end = (p.Vaddr + bias + p.Memsz + hostarch.PageSize - 1) &^ (hostarch.PageSize - 1)
+			for a := start; a < end; a += hostarch.PageSize {
+				w := pageWant{perms: perms(p.Flags)}
+				if a < fileEnd {
+					w.file, w.off = path, p.Off-(p.Vaddr+bias-start)+(a-start)
+				} else if old, ok := want[a]; ok && old.file != "" && p.Filesz == 0 {
+					// A bss-only segment starting in the previous
+					// segment's last page keeps that page's bytes.
+					w.file, w.off = old.file, old.off
+				}
+				want[a] = w
+			}
+		}
+		return end
+	}
+	progEnd := addSegments(prog, ef, img.bias)
+	if ief != nil {
+		addSegments(img.interp, ief, img.interpBias)
+	}
+	top := img.as.Size()
+	for a := top - stackSize; a < top; a += hostarch.PageSize {
+		want[a] = pageWant{perms: hostarch.ReadWrite, name: "[stack]"}
+	}
+	var mapped int
+	for _, m := range img.as.Mappings() {
+		if !m.Private {
+			t.Errorf("shared mapping %+v", m)
+		}
+		for a := uint64(m.Range.Start); a < uint64(m.Range.End); a += hostarch.PageSize {
+			mapped++
+			w, ok := want[a]
+			if !ok {
+				t.Errorf("page %#x mapped (%+v), but no segment or stack covers it", a, m)
+				continue
+			}
+			got := pageWant{perms: m.Perms, file: m.FileName, name: m.Name}
+			if m.FileName != "" {
+				got.off = m.Offset + (a - uint64(m.Range.Start))
+			}
+			if got != w {
+				t.Errorf("page %#x is %+v, want %+v", a, got, w)
+			}
+		}
+	}
+	if mapped != len(want) {
+		t.Errorf("%d pages mapped, want %d", mapped, len(want))
+	}
+	// The break.
+	if img.brk != hostarch.Addr(progEnd) {
+		t.Errorf("brk start %#x, want %#x (the page after the program's last segment)", img.brk, progEnd)
+	}
+	if cur, err := img.as.Brk(0); err != nil || cur != hostarch.Addr(progEnd) {
+		t.Errorf("Brk(0) = %#x, %v; want %#x", cur, err, progEnd)
+	}
+	if cur, err := img.as.Brk(hostarch.Addr(progEnd + 1)); err != nil || cur != hostarch.Addr(progEnd+1) {
+		t.Fatalf("Brk(%#x) = %#x, %v", progEnd+1, cur, err)
+	}
+	var m addrspace.Mapping
+	ok := false
+	for _, x := range img.as.Mappings() {
+		if x.Range.Contains(hostarch.Addr(progEnd)) {
+			m, ok = x, true
+		}
+	}
+	if !ok || m.Name != "[heap]" || uint64(m.Range.Start) != progEnd || uint64(m.Range.End) != progEnd+hostarch.PageSize {
+		t.Errorf("heap mapping %+v, %v; want [heap] at [%#x, %#x)", m, ok, progEnd, progEnd+hostarch.PageSize)
+	}
+	if _, err := img.as.Brk(hostarch.Addr(progEnd)); err != nil {
+		t.Errorf("shrinking the heap back: %v", err)
+	}
 }
 
 // checkStack walks the stack at img.sp with plain CopyIn calls.
@@ -142,8 +407,11 @@ func checkStack(t *testing.T, img *image, argv, envv []string, random []byte, ef
 	if got := aux[atPagesz]; got != hostarch.PageSize {
 		t.Errorf("AT_PAGESZ = %d", got)
 	}
-	if got := aux[atEntry]; got != uint64(img.entry) {
-		t.Errorf("AT_ENTRY = %#x, want %#x", got, img.entry)
+	if got, want := aux[atEntry], ef.Entry+img.bias; got != want {
+		t.Errorf("AT_ENTRY = %#x, want the program's entry %#x", got, want)
+	}
+	if got := aux[atBase]; got != img.interpBias {
+		t.Errorf("AT_BASE = %#x, want %#x", got, img.interpBias)
 	}
 	if got := aux[atPhnum]; got != uint64(len(ef.Progs)) {
 		t.Errorf("AT_PHNUM = %d, want %d", got, len(ef.Progs))
@@ -191,11 +459,11 @@ func checkEntryBytes(t *testing.T, img *image, path string, ef *elf.File) {
 			t.Fatal(err)
 		}
 		got := make([]byte, n)
-		if _, err := img.as.CopyIn(context.Background(), img.entry, got, usermem.IOOpts{}); err != nil {
+		if _, err := img.as.CopyIn(context.Background(), img.progEntry, got, usermem.IOOpts{}); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("bytes at entry %#x:\n got %x\nwant %x", img.entry, got, want)
+			t.Errorf("bytes at the program's entry %#x:\n got %x\nwant %x", img.progEntry, got, want)
 		}
 		return
 	}
@@ -220,8 +488,11 @@ func TestETDyn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ef.Close()
+	ief := openInterp(t, ef)
+	checkEntry(t, img, ef, ief)
 	checkStack(t, img, []string{path}, nil, make([]byte, 16), ef)
 	checkEntryBytes(t, img, path, ef)
+	checkLayout(t, img, path, ef, ief)
 }
 
 // TestSharedPage loads a small hand-built ELF whose two PT_LOADs share a
@@ -440,4 +711,49 @@ func truncated(t *testing.T, src string, n int) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestBadInterpreter: a PT_INTERP naming no file, or not NUL-terminated,
+// fails the load with the reason, leaving nothing allocated.
+func TestBadInterpreter(t *testing.T) {
+	prog := dynamicPrograms(t)[0]
+	ef, err := elf.Open(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var interp elf.ProgHeader
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			interp = p.ProgHeader
+		}
+	}
+	ef.Close()
+	if interp.Filesz < 4 {
+		t.Fatalf("%s: PT_INTERP of %d bytes", prog, interp.Filesz)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(path []byte)
+		want string
+	}{
+		{"missing", func(b []byte) { copy(b, "/nonexistent/") }, "interpreter: open /nonexistent/"},
+		{"unterminated", func(b []byte) { b[len(b)-1] = 'x' }, "is not one NUL-terminated path"},
+		{"inner NUL", func(b []byte) { b[1] = 0 }, "is not one NUL-terminated path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := patched(t, prog, func(b []byte, _ []phdrAt) { tc.edit(b[interp.Off : interp.Off+interp.Filesz]) })
+			before := addrspace.HostStats()
+			img, err := load(path, addrspace.DefaultSize, []string{path}, nil, bytes.NewReader(make([]byte, 16)))
+			if err == nil {
+				img.as.Close()
+				t.Fatal("load succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q lacks %q", err, tc.want)
+			}
+			if after := addrspace.HostStats(); after.Mappings != before.Mappings || after.ReservedBytes != before.ReservedBytes {
+				t.Errorf("host account %+v after a failed load, %+v before", after, before)
+			}
+		})
+	}
 }

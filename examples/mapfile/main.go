@@ -1,8 +1,13 @@
 // Command mapfile maps a real file into a simulated address space, first
 // shared and then private, and shows where writes through the address space
 // end up: in the file (shared) or only in simulated memory (private, by
-// copy-on-write). Then it truncates the file under the mappings and shows
-// that touching the lost pages is an EFAULT return, not a SIGBUS crash.
+// copy-on-write). Beside them it maps the same file in the host process
+// itself (github.com/edsrzf/mmap-go), shared and private, and shows the
+// host and the simulated shared mappings each seeing the other's writes at
+// once — they are the same page cache pages — while the writes of either
+// private mapping stay its own. Then it truncates the file under the
+// simulated mappings and shows that touching the lost pages is an EFAULT
+// return, not a SIGBUS crash.
 //
 //	go run ./examples/mapfile
 package main
@@ -17,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/mmsim/mmsim/addrspace"
@@ -127,6 +133,10 @@ func demo(dir string, out io.Writer) error {
 		return err
 	}
 
+	if err := beside(ctx, as, f, shared, private, out); err != nil {
+		return err
+	}
+
 	// --- Truncate: the second page of the file is gone. ---
 	// On Linux a process touching it gets SIGBUS; here the copy stops at
 	// the page boundary and reports EFAULT with the exact count.
@@ -159,6 +169,79 @@ func demo(dir string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "still readable after the fault: %q\n", firstLine(mem))
 	return nil
+}
+
+// beside maps the file in the host process too, with mmap-go, next to the
+// simulated mappings at shared and private, and shows who sees whose
+// writes. Page 1 of the file is the stage (page 0 holds the edits above).
+// It unmaps the host mappings before returning: demo truncates the file
+// next, and a host access past the new end would be a real SIGBUS.
+func beside(ctx context.Context, as *addrspace.AddressSpace, f *os.File, shared, private hostarch.Addr, out io.Writer) error {
+	var opts usermem.IOOpts
+	// read returns the first line of the simulated memory at addr.
+	read := func(addr hostarch.Addr) ([]byte, error) {
+		b := make([]byte, 32)
+		if _, err := as.CopyIn(ctx, addr, b, opts); err != nil {
+			return nil, err
+		}
+		return firstLine(b), nil
+	}
+	hostShared, err := mmap.MapRegion(f, 2*pageSize, mmap.RDWR, 0, 0)
+	if err != nil {
+		return fmt.Errorf("host mmap shared: %w", err)
+	}
+	defer hostShared.Unmap()
+	hostPrivate, err := mmap.MapRegion(f, 2*pageSize, mmap.COPY, 0, 0)
+	if err != nil {
+		return fmt.Errorf("host mmap private: %w", err)
+	}
+	defer hostPrivate.Unmap()
+	fmt.Fprintln(out, "the same file mapped in the host process (mmap-go), shared and private:")
+
+	// Shared, host to simulated: a plain store into the host's slice is
+	// at once in the simulated shared mapping (no msync, no copy).
+	copy(hostShared[pageSize+8:], "HOST WROTE   ")
+	got, err := read(shared + pageSize)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  host shared wrote page 1;      simulated shared reads %q\n", got)
+
+	// Shared, simulated to host.
+	if _, err := as.CopyOut(ctx, shared+pageSize+8, []byte("SIM WROTE    "), opts); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  simulated shared wrote page 1; host shared reads      %q\n", firstLine(hostShared[pageSize:]))
+	// The host's private mapping has not written page 1, so it still
+	// shows the file's page, with the simulated write in it.
+	fmt.Fprintf(out, "  host private (unwritten) reads %q\n", firstLine(hostPrivate[pageSize:]))
+
+	// Private, host side: the write copies the page for the host's
+	// private mapping alone.
+	copy(hostPrivate[pageSize+8:], "HOST PRIVATE ")
+	if got, err = read(shared + pageSize); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  host private wrote page 1;     host private reads     %q, host shared %q, simulated shared %q\n",
+		firstLine(hostPrivate[pageSize:]), firstLine(hostShared[pageSize:]), got)
+	// And later shared writes no longer reach the copied page.
+	if _, err := as.CopyOut(ctx, shared+pageSize+8, []byte("SIM AGAIN    "), opts); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  simulated shared wrote again;  host shared reads      %q, host private %q\n",
+		firstLine(hostShared[pageSize:]), firstLine(hostPrivate[pageSize:]))
+
+	// Private, simulated side: the edit made above through the simulated
+	// private mapping is in neither host mapping.
+	if got, err = read(private); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  simulated private page 0 reads %q; host shared %q, host private %q\n",
+		got, firstLine(hostShared), firstLine(hostPrivate))
+	if err := hostPrivate.Unmap(); err != nil {
+		return err
+	}
+	return hostShared.Unmap()
 }
 
 // firstLine returns b up to its first NUL or newline.

@@ -24,6 +24,18 @@ func TestRun(t *testing.T) {
 		`file on disk still: "page 0: SHARED EDIT  "`,
 		`simulated memory:   "page 0: PRIVATE EDIT "`,
 		`still readable after the fault: "page 0: SHARED EDIT  "`,
+		// The host's shared mapping (mmap-go) and the simulated shared
+		// one see each other's writes at once, both ways.
+		`host shared wrote page 1;      simulated shared reads "page 1: HOST WROTE   "`,
+		`simulated shared wrote page 1; host shared reads      "page 1: SIM WROTE    "`,
+		// A private page not yet written shows the file as it is now.
+		`host private (unwritten) reads "page 1: SIM WROTE    "`,
+		// The host's private write is its own ...
+		`host private wrote page 1;     host private reads     "page 1: HOST PRIVATE ", host shared "page 1: SIM WROTE    ", simulated shared "page 1: SIM WROTE    "`,
+		// ... and its copied page no longer follows the file.
+		`simulated shared wrote again;  host shared reads      "page 1: SIM AGAIN    ", host private "page 1: HOST PRIVATE "`,
+		// The simulated private write is in neither host mapping.
+		`simulated private page 0 reads "page 0: PRIVATE EDIT "; host shared "page 0: SHARED EDIT  ", host private "page 0: SHARED EDIT  "`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
