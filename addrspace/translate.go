@@ -141,10 +141,11 @@ func (as *AddressSpace) translateLocked(addr hostarch.Addr, at hostarch.AccessTy
 // per goroutine), and recovers the panic: its value is a runtime.Error
 // with an Addr() uintptr method, the host address of the fault (the same
 // for SIGSEGV and SIGBUS; GuestAddr maps it back). Pass ResolveFault the
-// guest address the emulator computed for the access (for an access that
-// crosses a page boundary, each page it touches: the host reports an
-// address in the page that faulted, which may be the second), then either
-// retry or deliver the error. Faults that are not the address space's
+// guest address the emulator computed for the access rather than the
+// host's report (for an access that crosses a page boundary, each page it
+// touches: the host reports an address in the page that faulted, which
+// may be the second; and qemu-user 7.2 reports a wrong one for SIGBUS),
+// then either retry or deliver the error. Faults that are not the address space's
 // (a GuestAddr miss) are bugs: re-panic. A fault in the package's own copy
 // routines never reaches the emulator; every other fault of the process
 // reaches the Go runtime as it would without this package.
