@@ -90,9 +90,11 @@ func (as *AddressSpace) Translate(addr hostarch.Addr, at hostarch.AccessType) (T
 }
 
 // translateLocked is Translate under the lock. Every fault goes through
-// resolveLocked, the one fault handler (which checks the mapping's
-// permissions, grows stacks and backs pages); the page table then says
-// how far the access may go.
+// resolveLocked, the one fault handler, which checks the mapping's
+// permissions and backs the page: growing a MAP_GROWSDOWN stack into the
+// page below it belongs there too, so that Translate and ResolveFault get
+// it with the copy paths (an address with no mapping is handed to it, not
+// refused here). The page table then says how far the access may go.
 //
 // Preconditions: as.mu is held; addr < Size; at.Any().
 func (as *AddressSpace) translateLocked(addr hostarch.Addr, at hostarch.AccessType) (Translation, error) {
