@@ -1,6 +1,7 @@
 package pma
 
 import (
+	"errors"
 	"os"
 	"testing"
 
@@ -163,5 +164,42 @@ func TestAccessibleRun(t *testing.T) {
 		if s != tc.start || e != tc.end {
 			t.Errorf("AccessibleRun(%#x, %#x, %#x, %v) = [%#x, %#x), want [%#x, %#x)", tc.addr, tc.lo, tc.hi, tc.write, s, e, tc.start, tc.end)
 		}
+	}
+}
+
+// TestAllocateWhenFileCannotGrow: a memory file that cannot grow (a file
+// size limit; here a seal) still serves allocations from pages freed
+// inside it, even when the hint asks for its end.
+func TestAllocateWhenFileCannotGrow(t *testing.T) {
+	m := newMF(t)
+	fd, err := unix.MemfdCreate("mmsim-sealed", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.f.Close()
+	m.f = os.NewFile(uintptr(fd), "memfd:mmsim-sealed")
+	first := mustAlloc(t, m, 4*pg, 0)
+	rest := mustAlloc(t, m, m.size-4*pg, 4*pg)
+	if first != 0 || rest != 4*pg {
+		t.Fatalf("allocated at %#x and %#x", first, rest)
+	}
+	size := m.size
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_GROW); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := m.Allocate(pg, size); !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("Allocate in a full file that cannot grow = %#x, %v; want ENOMEM", off, err)
+	}
+	if err := m.DecRef(2*pg, 2*pg); err != nil {
+		t.Fatal(err)
+	}
+	if off, err := m.Allocate(2*pg, size); err != nil || off != 2*pg {
+		t.Fatalf("Allocate(2 pages, hint the end) = %#x, %v; want the freed pages at %#x", off, err, 2*pg)
+	}
+	if off, err := m.Allocate(pg, size); !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("Allocate when full again = %#x, %v; want ENOMEM", off, err)
+	}
+	if m.size != size || fileSize(t, m) != int64(size) || m.InUse() != size {
+		t.Fatalf("size %#x, file %#x, in use %#x; want %#x each", m.size, fileSize(t, m), m.InUse(), size)
 	}
 }
