@@ -293,8 +293,12 @@ func TestLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := mustMmap(t, as, MmapOpts{Addr: 0x200000, Fixed: true, Length: 4 * ps, Perms: hostarch.Read, Private: true, File: f, Offset: 2 * ps})
+	shm := mustMmap(t, as, MmapOpts{Addr: 0x300000, Fixed: true, Length: 2 * ps, Perms: hostarch.ReadWrite})
+	if err := as.Munmap(shm, ps); err != nil { // the rest is at offset 1 page
+		t.Fatal(err)
+	}
 	ms := as.Mappings()
-	if len(ms) != 4 {
+	if len(ms) != 5 {
 		t.Fatalf("Mappings = %+v", ms)
 	}
 	for _, m := range ms {
@@ -314,7 +318,10 @@ func TestLookup(t *testing.T) {
 	if got, ok := as.Lookup(b + ps); !ok || got.Offset != 2*ps || got.FileName != f.Name() || got.Inode == 0 {
 		t.Errorf("Lookup of the file mapping = %+v, %v", got, ok)
 	}
-	for _, addr := range []hostarch.Addr{0, a - 1, a + 4*ps, b + 4*ps, 1<<30 - 1, 1 << 30, ^hostarch.Addr(0)} {
+	if got, ok := as.Lookup(shm + ps); !ok || got.Offset != ps || got.Private || got.Range != ar(shm+ps, 1) {
+		t.Errorf("Lookup of the shared anonymous mapping = %+v, %v", got, ok)
+	}
+	for _, addr := range []hostarch.Addr{0, a - 1, a + 4*ps, b + 4*ps, shm, 1<<30 - 1, 1 << 30, ^hostarch.Addr(0)} {
 		if got, ok := as.Lookup(addr); ok {
 			t.Errorf("Lookup(%#x) = %+v, want none", addr, got)
 		}
