@@ -22,10 +22,11 @@ import (
 // Mem may be touched: the views are released once it is unreachable, and
 // the host range may then be reused.
 //
-// Touching Mem can fault even while Generation() == Gen: another
-// goroutine's Mprotect or Munmap bumps the generation only as it changes
-// the host protections, and a shared file can be truncated at any time
-// (SIGBUS). See ResolveFault for the recovery.
+// Touching Mem can fault even right after a check that Generation() ==
+// Gen: another goroutine's Munmap or Mprotect may change the generation and
+// the host protections between the check and the access, and a file can
+// be truncated at any time (SIGBUS, with no change of generation). See
+// ResolveFault for the recovery.
 type Translation struct {
 	// Range is page-aligned, contains the address asked for, and lies
 	// within one mapping.
