@@ -71,8 +71,12 @@ func (t *Table) AccessibleRun(addr, lo, hi uint64, write bool) (start, end uint6
 	}
 	start, end = max(e.start, lo), min(eofs.end(e), hi)
 	n := 0
-	t.ents.DescendLessOrEqual(&entry{start: e.start - 1}, func(p *entry) bool {
-		if e.start == 0 || p == e || p.end != start || start <= lo || n >= maxRunEntries || !eofs.accessible(p, p.start, write) {
+	// The walks start at e itself (no pivot to allocate) and skip it.
+	t.ents.DescendLessOrEqual(e, func(p *entry) bool {
+		if p == e {
+			return true
+		}
+		if p.end != start || start <= lo || n >= maxRunEntries || !eofs.accessible(p, p.start, write) {
 			return false
 		}
 		if eofs.end(p) != p.end {
@@ -83,7 +87,10 @@ func (t *Table) AccessibleRun(addr, lo, hi uint64, write bool) (start, end uint6
 	})
 	n = 0
 	if end == e.end {
-		t.ents.AscendGreaterOrEqual(&entry{start: e.end}, func(q *entry) bool {
+		t.ents.AscendGreaterOrEqual(e, func(q *entry) bool {
+			if q == e {
+				return true
+			}
 			if q.start != end || end >= hi || n >= maxRunEntries || !eofs.accessible(q, q.start, write) {
 				return false
 			}
