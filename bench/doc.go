@@ -23,7 +23,10 @@
 //     CopyIn, CopyOut, IgnorePerms, IOSeq16, ZeroOut, gvisor.CopyIn,
 //     gvisor.CopyOut, gvisor.CopySeq, unicorn.read, unicorn.write.
 //   - BenchmarkOp/op=O/impl=I: single operations (CopyStringIn of a 64-byte
-//     string, SwapUint32, Mmap+Munmap of 4 KiB), each with its baseline.
+//     string, SwapUint32, Mmap+Munmap of 4 KiB), each with its baseline;
+//     GuestLoadStore8B is 256 8-byte guest loads and stores as an emulator
+//     makes them: over a []byte (slice, the baseline), through a software
+//     TLB over AddressSpace.Translate (tlb), and with CopyIn/CopyOut (mmsim).
 //   - BenchmarkParallel/size=S/goroutines=G/impl=I: CopyIn (and copy()) by G
 //     goroutines at once, each on its own range; the throughput is the total.
 //   - BenchmarkSafecopyCopy, BenchmarkSafecopyZero: internal/safecopy against

@@ -135,7 +135,12 @@ func (m *MemoryFile) Allocate(length, hint uint64) (uint64, error) {
 		if err := m.f.Truncate(int64(newSize)); err != nil {
 			newSize = end
 			if err := m.f.Truncate(int64(newSize)); err != nil {
-				return 0, fmt.Errorf("pma: growing memory file to %#x bytes: %v: %w", newSize, err, unix.ENOMEM)
+				// The file cannot grow: pages freed inside it still serve.
+				j, o, ok := m.fitWithin(length)
+				if !ok {
+					return 0, fmt.Errorf("pma: growing memory file to %#x bytes: %v: %w", newSize, err, unix.ENOMEM)
+				}
+				i, off, newSize = j, o, m.size
 			}
 		}
 		m.size = newSize
@@ -143,6 +148,17 @@ func (m *MemoryFile) Allocate(length, hint uint64) (uint64, error) {
 	m.take(i, off, off+length)
 	m.inUse += length
 	return off, nil
+}
+
+// fitWithin returns the lowest free extent with length bytes free below
+// the file's size, and their offset.
+func (m *MemoryFile) fitWithin(length uint64) (int, uint64, bool) {
+	for j, e := range m.free {
+		if e.start < m.size && min(e.end, m.size)-e.start >= length {
+			return j, e.start, true
+		}
+	}
+	return -1, 0, false
 }
 
 // extentAt returns the index of the free extent containing off, or -1.

@@ -62,6 +62,9 @@ type Table struct {
 	// seqPages that window's size in pages: a fault at seqNext doubles it.
 	seqNext, seqPages uint64
 
+	// gen is the generation counter (see Generation and UseGeneration).
+	gen *atomic.Uint64
+
 	closed bool
 }
 
@@ -168,7 +171,7 @@ const (
 // Errors wrap ENOMEM: the host budget or the host's address space is
 // exhausted.
 func NewTable(size uint64, mem *MemoryFile, floor int) (*Table, error) {
-	t := &Table{size: size, mem: mem, ents: btree.NewG(16, func(a, b *entry) bool { return a.start < b.start })}
+	t := &Table{size: size, mem: mem, ents: btree.NewG(16, func(a, b *entry) bool { return a.start < b.start }), gen: new(atomic.Uint64)}
 	t.floor = max(floor, 1)
 	if !acct.adjust(t.floor, false) {
 		if !reclaimPending() || !acct.adjust(t.floor, false) {
@@ -349,6 +352,9 @@ func (t *Table) view(max bool) *View {
 func (t *Table) host(max bool, start, end uint64, seg hseg, protOnly bool) (evicted bool, err error) {
 	v := t.view(max)
 	p := v.plan(start, end, seg, protOnly)
+	if !max && downgrades(&p, start, end, seg, protOnly) {
+		t.Invalidate()
+	}
 	if d := p.delta(); d > 0 && !t.charge(d) {
 		if t.evict() {
 			evicted = true
@@ -360,6 +366,9 @@ func (t *Table) host(max bool, start, end uint64, seg hseg, protOnly bool) (evic
 		t.chargeForce(p.delta())
 	}
 	err = v.apply(p, start, end, seg, protOnly)
+	if err != nil && !max {
+		t.Invalidate() // a failed change may leave the range unmapped
+	}
 	t.recount()
 	return evicted, err
 }
@@ -385,6 +394,7 @@ func (t *Table) evict() bool {
 	if t.pins.Load() != 0 {
 		return false
 	}
+	t.Invalidate()
 	for _, max := range []bool{false, true} {
 		v := t.view(max)
 		if v == nil || v.Mappings() == 1 {
@@ -811,6 +821,7 @@ func (t *Table) maybeRelay(m Mapping, max bool) {
 		return
 	}
 	ne := &entry{start: m.Start, end: end, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
+	t.Invalidate() // the backing moves under direct accesses
 	t.replace(es, ne, max)
 	t.mergeAround(m.Start, end)
 }
@@ -903,7 +914,11 @@ func (t *Table) Unmap(start, end uint64) error {
 
 // Protect changes the host protection of [start, end), a mapping whose
 // Perms became prot (HostProt).
+//
+// It changes the generation even where the host protection stays the same:
+// the mapping's Perms changed (Execute, which the host never grants).
 func (t *Table) Protect(start, end uint64, prot int) error {
+	t.Invalidate()
 	t.splitAt(start)
 	t.splitAt(end)
 	for _, e := range t.entriesIn(start, end) {
@@ -1058,6 +1073,7 @@ func (t *Table) ResidentPages(start, end uint64) uint64 {
 // flight when Close is called may still fault on them).
 func (t *Table) Close() (release func()) {
 	t.closed = true
+	t.Invalidate()
 	for _, max := range []bool{false, true} {
 		if v := t.view(max); v != nil && v.Mappings() > 1 {
 			p := v.plan(0, t.size, reserveSeg(0, t.size), false)
