@@ -62,19 +62,7 @@ func (as *AddressSpace) mappingsLocked() []Mapping {
 	ms := make([]Mapping, 0, as.vmas.Len())
 	var prev *vma
 	as.vmas.Ascend(func(v *vma) bool {
-		m := Mapping{
-			Range:    v.ar(),
-			Perms:    v.perms,
-			MaxPerms: v.maxPerms,
-			Private:  v.private,
-			Name:     v.name,
-		}
-		switch {
-		case v.file != nil && v.file.shm:
-			m.Offset = v.off
-		case v.file != nil:
-			m.FileName, m.Offset, m.Dev, m.Inode = v.file.name, v.off, v.file.dev, v.file.ino
-		}
+		m := describe(v)
 		if prev != nil && prev.compatible(v) {
 			ms[len(ms)-1].Range.End = m.Range.End
 		} else {
@@ -84,6 +72,24 @@ func (as *AddressSpace) mappingsLocked() []Mapping {
 		return true
 	})
 	return ms
+}
+
+// describe returns the Mapping that v alone would be.
+func describe(v *vma) Mapping {
+	m := Mapping{
+		Range:    v.ar(),
+		Perms:    v.perms,
+		MaxPerms: v.maxPerms,
+		Private:  v.private,
+		Name:     v.name,
+	}
+	switch {
+	case v.file != nil && v.file.shm:
+		m.Offset = v.off
+	case v.file != nil:
+		m.FileName, m.Offset, m.Dev, m.Inode = v.file.name, v.off, v.file.dev, v.file.ino
+	}
+	return m
 }
 
 // WriteMaps writes the address space's mappings to w in the format of

@@ -62,6 +62,9 @@ type Table struct {
 	// seqPages that window's size in pages: a fault at seqNext doubles it.
 	seqNext, seqPages uint64
 
+	// gen is the generation (see Generation).
+	gen atomic.Uint64
+
 	closed bool
 }
 
@@ -349,6 +352,9 @@ func (t *Table) view(max bool) *View {
 func (t *Table) host(max bool, start, end uint64, seg hseg, protOnly bool) (evicted bool, err error) {
 	v := t.view(max)
 	p := v.plan(start, end, seg, protOnly)
+	if !max && downgrades(&p, start, end, seg, protOnly) {
+		t.Invalidate()
+	}
 	if d := p.delta(); d > 0 && !t.charge(d) {
 		if t.evict() {
 			evicted = true
@@ -385,6 +391,7 @@ func (t *Table) evict() bool {
 	if t.pins.Load() != 0 {
 		return false
 	}
+	t.Invalidate()
 	for _, max := range []bool{false, true} {
 		v := t.view(max)
 		if v == nil || v.Mappings() == 1 {
@@ -811,6 +818,7 @@ func (t *Table) maybeRelay(m Mapping, max bool) {
 		return
 	}
 	ne := &entry{start: m.Start, end: end, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
+	t.Invalidate() // the backing moves under direct accesses
 	t.replace(es, ne, max)
 	t.mergeAround(m.Start, end)
 }
@@ -903,7 +911,11 @@ func (t *Table) Unmap(start, end uint64) error {
 
 // Protect changes the host protection of [start, end), a mapping whose
 // Perms became prot (HostProt).
+//
+// It changes the generation even where the host protection stays the same:
+// the mapping's Perms changed (Execute, which the host never grants).
 func (t *Table) Protect(start, end uint64, prot int) error {
+	t.Invalidate()
 	t.splitAt(start)
 	t.splitAt(end)
 	for _, e := range t.entriesIn(start, end) {
@@ -1058,6 +1070,7 @@ func (t *Table) ResidentPages(start, end uint64) uint64 {
 // flight when Close is called may still fault on them).
 func (t *Table) Close() (release func()) {
 	t.closed = true
+	t.Invalidate()
 	for _, max := range []bool{false, true} {
 		if v := t.view(max); v != nil && v.Mappings() > 1 {
 			p := v.plan(0, t.size, reserveSeg(0, t.size), false)
