@@ -19,14 +19,28 @@ type asSpace struct {
 	kind Backend
 	ctx  context.Context
 	buf  [8]byte // copyMem's bounce buffer
+	tlb  *tlb    // for the TLB back-end
 }
+
+var (
+	ctxBackground = context.Background()
+	ioOpts        = usermem.IOOpts{}
+)
 
 func newAS(size uint64, kind Backend) (*asSpace, error) {
 	as, err := addrspace.New(addrspace.Options{Size: size})
 	if err != nil {
 		return nil, err
 	}
-	return &asSpace{as: as, kind: kind, ctx: context.Background()}, nil
+	return newASSpace(as, kind), nil
+}
+
+func newASSpace(as *addrspace.AddressSpace, kind Backend) *asSpace {
+	s := &asSpace{as: as, kind: kind, ctx: ctxBackground}
+	if kind == TLB {
+		s.tlb = newTLB(as)
+	}
+	return s
 }
 
 // copyMem accesses guest memory with the AddressSpace's CopyIn and CopyOut
@@ -74,6 +88,9 @@ func (m copyMem) store32(a, v uint64)    { m.out(a, v, 4) }
 func (m copyMem) store64(a, v uint64)    { m.out(a, v, 8) }
 
 func (s *asSpace) run(c *cpu, budget int) stop {
+	if s.tlb != nil {
+		return execute(c, tlbMem{s.tlb}, budget)
+	}
 	return execute(c, copyMem{s}, budget)
 }
 
@@ -180,7 +197,7 @@ func (s *asSpace) fork() (space, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &asSpace{as: child, kind: s.kind, ctx: s.ctx}, nil
+	return newASSpace(child, s.kind), nil
 }
 
 func (s *asSpace) close() { s.as.Close() }

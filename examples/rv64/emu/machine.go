@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -23,14 +24,17 @@ const (
 	Flat Backend = "flat"
 	// Copy is an mmsim AddressSpace accessed with CopyIn and CopyOut.
 	Copy Backend = "copy"
+	// TLB is an mmsim AddressSpace accessed directly through the host
+	// memory Translate returns, cached in a software TLB (see tlb.go).
+	TLB Backend = "tlb"
 )
 
 // Backends lists every back-end, the baseline first.
-var Backends = []Backend{Flat, Copy}
+var Backends = []Backend{Flat, Copy, TLB}
 
 // Config describes a run.
 type Config struct {
-	// Backend is the guest memory's implementation; "" means Copy.
+	// Backend is the guest memory's implementation; "" means TLB.
 	Backend Backend
 	// Size is the size of the guest address space, [0, Size): a multiple
 	// of the page size; 0 means 16 MiB. The stack is at its top.
@@ -137,6 +141,8 @@ type proc struct {
 	reaped   bool
 	status   Status
 	children int // not yet reaped
+
+	lastRetry, retries uint64 // step's count of faults at one instruction
 }
 
 // Run runs the static RV64 executable at path with arguments argv (argv[0]
@@ -149,7 +155,7 @@ func Run(path string, argv []string, cfg Config) (Status, []Status, error) {
 		cfg.Size = DefaultSize
 	}
 	if cfg.Backend == "" {
-		cfg.Backend = Copy
+		cfg.Backend = TLB
 	}
 	if len(argv) == 0 {
 		argv = []string{path}
@@ -189,7 +195,7 @@ func newSpace(b Backend, size uint64) (space, error) {
 	switch b {
 	case Flat:
 		return newFlat(size), nil
-	case Copy:
+	case Copy, TLB:
 		return newAS(size, b)
 	}
 	return nil, fmt.Errorf("rv64: unknown back-end %q", b)
@@ -242,6 +248,10 @@ const budget = 1 << 14
 
 // loop runs the process until it exits or is killed.
 func (p *proc) loop() Status {
+	if s, ok := p.sp.(*asSpace); ok && s.tlb != nil {
+		// Direct access faults on the host; see step.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	}
 	for {
 		if p.m.done.Load() {
 			return Status{Signal: SIGKILL, PC: p.cpu.pc}
@@ -270,19 +280,47 @@ func (p *proc) loop() Status {
 }
 
 // step runs one budget of instructions and returns the guest fault that
-// stopped it, if any.
+// stopped it, if any. A host fault of the TLB back-end that ResolveFault
+// resolves returns stopBudget: the loop retries the instruction (c.pc).
 func (p *proc) step() (why stop, fault *addrspace.FaultError) {
 	defer func() {
-		if r := recover(); r != nil {
-			fe, ok := r.(*addrspace.FaultError)
-			if !ok {
-				panic(r)
-			}
-			fault = fe
+		r := recover()
+		if r == nil {
+			return
 		}
+		if fe, ok := r.(*addrspace.FaultError); ok {
+			why, fault = stopBudget, fe
+			return
+		}
+		hf, ok := r.(interface{ Addr() uintptr })
+		s, isAS := p.sp.(*asSpace)
+		if !ok || !isAS || s.tlb == nil {
+			panic(r)
+		}
+		fe, ok := s.tlb.resolveHostFault(hf.Addr(), p.cpu.pc)
+		if !ok {
+			panic(r)
+		}
+		if fe == nil && p.cpu.instret == p.lastRetry {
+			// Resolved, yet the same instruction faulted again: give up
+			// after a while rather than spin (another goroutine keeps
+			// taking the page away, or the host refuses it).
+			p.retries++
+			if p.retries > maxRetries {
+				g, _ := s.as.GuestAddr(hf.Addr())
+				fe = &addrspace.FaultError{Addr: g, Reason: addrspace.FaultHostMemory}
+			}
+		} else {
+			p.lastRetry, p.retries = p.cpu.instret, 0
+		}
+		why, fault = stopBudget, fe
 	}()
 	return p.sp.run(&p.cpu, budget), nil
 }
+
+// maxRetries is how many times in a row one instruction may fault on the
+// host, each fault resolved, before the process gets SIGBUS.
+const maxRetries = 1000
 
 // Linux's mmap flags and protections (asm-generic/mman-common.h).
 const (
