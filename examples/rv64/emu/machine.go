@@ -45,6 +45,11 @@ type Config struct {
 	Stdout, Stderr, Log io.Writer
 	// Env is the guest's environment.
 	Env []string
+	// Started, if not nil, is called with the first process's address
+	// space (nil for the Flat back-end) once the program is loaded,
+	// before it runs: for tests that change the address space under the
+	// running guest.
+	Started func(*addrspace.AddressSpace)
 }
 
 // DefaultSize is the guest address space's size when Config.Size is 0.
@@ -74,6 +79,9 @@ type Status struct {
 	PC uint64
 	// Instructions is the number of instructions the process retired.
 	Instructions uint64
+	// HostFaults is the number of host faults in direct accesses that the
+	// TLB back-end resolved and retried (always 0 for the others).
+	HostFaults uint64
 }
 
 // WaitStatus encodes s as wait4(2) stores it: the exit code in bits 8-15,
@@ -143,6 +151,7 @@ type proc struct {
 	children int // not yet reaped
 
 	lastRetry, retries uint64 // step's count of faults at one instruction
+	hostFaults         uint64 // Status.HostFaults
 }
 
 // Run runs the static RV64 executable at path with arguments argv (argv[0]
@@ -171,6 +180,13 @@ func Run(path string, argv []string, cfg Config) (Status, []Status, error) {
 	if err != nil {
 		sp.close()
 		return Status{}, nil, err
+	}
+	if cfg.Started != nil {
+		var as *addrspace.AddressSpace
+		if s, ok := sp.(*asSpace); ok {
+			as = s.as
+		}
+		cfg.Started(as)
 	}
 	m := &Machine{cfg: cfg, procs: map[int]*proc{}, next: 1}
 	m.cond = sync.NewCond(&m.mu)
@@ -221,7 +237,7 @@ func (m *Machine) start(p *proc) {
 		st := p.loop()
 		p.sp.close()
 		st.Pid = p.pid
-		st.Instructions = p.cpu.instret
+		st.Instructions, st.HostFaults = p.cpu.instret, p.hostFaults
 		if st.Signal != 0 {
 			m.logf("rv64: %s\n", st)
 		}
@@ -312,6 +328,9 @@ func (p *proc) step() (why stop, fault *addrspace.FaultError) {
 			}
 		} else {
 			p.lastRetry, p.retries = p.cpu.instret, 0
+		}
+		if fe == nil {
+			p.hostFaults++
 		}
 		why, fault = stopBudget, fe
 	}()
