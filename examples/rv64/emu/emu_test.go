@@ -2,6 +2,7 @@ package emu
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -191,68 +192,76 @@ func TestConcurrentChanges(t *testing.T) {
 		_, err := as.CopyOut(ctx, at, b[:], usermem.IOOpts{})
 		return err
 	}
-	started := func(as *addrspace.AddressSpace) {
-		if _, err := as.Mmap(addrspace.MmapOpts{Addr: poll, Length: pageSize, Fixed: true, Perms: hostarch.ReadWrite, Private: true}); err != nil {
-			t.Fatal(err)
-		}
-		if err := put(as, poll, 1); err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := uint64(2); k <= n && hostErr == nil; k++ {
-				next, err := as.Mmap(addrspace.MmapOpts{Length: pageSize, Perms: hostarch.ReadWrite, Private: true})
+	var stdout, log bytes.Buffer
+	m, err := Load(testdata+"race", []string{"race", strconv.Itoa(n)}, Config{Backend: TLB, Stdout: &stdout, Log: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := m.AddressSpace()
+	if _, err := as.Mmap(addrspace.MmapOpts{Addr: poll, Length: pageSize, Fixed: true, Perms: hostarch.ReadWrite, Private: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(as, poll, 1); err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			if hostErr != nil {
+				// Let the guest end: it waits for n.
+				var b [8]byte
+				binary.LittleEndian.PutUint64(b[:], n)
+				as.CopyOut(ctx, poll, b[:], usermem.IOOpts{IgnorePermissions: true})
+			}
+		}()
+		for k := uint64(2); k <= n && hostErr == nil; k++ {
+			next, err := as.Mmap(addrspace.MmapOpts{Length: pageSize, Perms: hostarch.ReadWrite, Private: true})
+			if err != nil {
+				fail(err)
+				return
+			}
+			if err := put(as, next, k); err != nil {
+				fail(err)
+				return
+			}
+			switch k % 4 {
+			case 0:
+				if err := as.Mprotect(poll, pageSize, hostarch.Read); err != nil {
+					fail(err)
+				}
+				if err := as.Mprotect(poll, pageSize, hostarch.ReadWrite); err != nil {
+					fail(err)
+				}
+			case 1:
+				c, err := as.Clone()
 				if err != nil {
 					fail(err)
 					return
 				}
-				if err := put(as, next, k); err != nil {
-					fail(err)
-					return
+				c.Close()
+			case 2:
+				a, err := as.Mmap(addrspace.MmapOpts{Length: 4 * pageSize, Perms: hostarch.ReadWrite, Private: true})
+				if err == nil {
+					err = as.Mprotect(a+pageSize, pageSize, hostarch.Read)
 				}
-				if _, err := as.Mremap(next, pageSize, pageSize, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, poll); err != nil {
-					fail(err)
-					return
+				if err == nil {
+					err = as.Munmap(a, 4*pageSize)
 				}
-				switch k % 4 {
-				case 0:
-					if err := as.Mprotect(poll, pageSize, hostarch.Read); err != nil {
-						fail(err)
-					}
-					if err := as.Mprotect(poll, pageSize, hostarch.ReadWrite); err != nil {
-						fail(err)
-					}
-				case 1:
-					c, err := as.Clone()
-					if err != nil {
-						fail(err)
-						return
-					}
-					c.Close()
-				case 2:
-					a, err := as.Mmap(addrspace.MmapOpts{Length: 4 * pageSize, Perms: hostarch.ReadWrite, Private: true})
-					if err == nil {
-						err = as.Mprotect(a+pageSize, pageSize, hostarch.Read)
-					}
-					if err == nil {
-						err = as.Munmap(a, 4*pageSize)
-					}
-					if err != nil {
-						fail(err)
-					}
+				if err != nil {
+					fail(err)
 				}
 			}
-		}()
-	}
-	var stdout, log bytes.Buffer
-	st, _, err := Run(testdata+"race", []string{"race", strconv.Itoa(n)}, Config{
-		Backend: TLB, Stdout: &stdout, Log: &log, Started: started,
-	})
+			// Last: once the guest has read n it ends, and its address
+			// space is closed.
+			if _, err := as.Mremap(next, pageSize, pageSize, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, poll); err != nil {
+				fail(err)
+				return
+			}
+		}
+	}()
+	st, _ := m.Run()
 	wg.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if hostErr != nil {
 		t.Fatal(hostErr)
 	}

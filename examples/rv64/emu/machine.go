@@ -45,11 +45,6 @@ type Config struct {
 	Stdout, Stderr, Log io.Writer
 	// Env is the guest's environment.
 	Env []string
-	// Started, if not nil, is called with the first process's address
-	// space (nil for the Flat back-end) once the program is loaded,
-	// before it runs: for tests that change the address space under the
-	// running guest.
-	Started func(*addrspace.AddressSpace)
 }
 
 // DefaultSize is the guest address space's size when Config.Size is 0.
@@ -134,6 +129,7 @@ type Machine struct {
 	next   int
 	done   atomic.Bool // the first process has exited: kill the rest
 	wg     sync.WaitGroup
+	first  *proc
 	exited []Status // every process, in the order they ended
 }
 
@@ -156,10 +152,22 @@ type proc struct {
 
 // Run runs the static RV64 executable at path with arguments argv (argv[0]
 // is the program's name) until its first process ends, and returns how it
-// ended and how every process ended, in order. Processes still running
-// when the first ends are killed with SIGKILL. err reports a program that
-// could not be loaded or a back-end failure, not a guest's death.
+// ended and how every process ended, in order: Load, then Machine.Run.
+// err reports a program that could not be loaded, not a guest's death.
 func Run(path string, argv []string, cfg Config) (Status, []Status, error) {
+	m, err := Load(path, argv, cfg)
+	if err != nil {
+		return Status{}, nil, err
+	}
+	st, all := m.Run()
+	return st, all, nil
+}
+
+// Load loads the static RV64 executable at path with arguments argv
+// (argv[0] is the program's name; empty means path) into a new machine's
+// first process, ready to run. On error nothing is left allocated; on
+// success the caller must call Run, which releases everything.
+func Load(path string, argv []string, cfg Config) (*Machine, error) {
 	if cfg.Size == 0 {
 		cfg.Size = DefaultSize
 	}
@@ -170,29 +178,42 @@ func Run(path string, argv []string, cfg Config) (Status, []Status, error) {
 		argv = []string{path}
 	}
 	if cfg.Size%pageSize != 0 || cfg.Size < 4*stackSize {
-		return Status{}, nil, fmt.Errorf("rv64: size %#x is not a multiple of the page size of at least %#x", cfg.Size, 4*stackSize)
+		return nil, fmt.Errorf("rv64: size %#x is not a multiple of the page size of at least %#x", cfg.Size, 4*stackSize)
 	}
 	sp, err := newSpace(cfg.Backend, cfg.Size)
 	if err != nil {
-		return Status{}, nil, err
+		return nil, err
 	}
 	entry, stackPtr, err := load(sp, cfg.Size, path, argv, cfg.Env)
 	if err != nil {
 		sp.close()
-		return Status{}, nil, err
-	}
-	if cfg.Started != nil {
-		var as *addrspace.AddressSpace
-		if s, ok := sp.(*asSpace); ok {
-			as = s.as
-		}
-		cfg.Started(as)
+		return nil, err
 	}
 	m := &Machine{cfg: cfg, procs: map[int]*proc{}, next: 1}
 	m.cond = sync.NewCond(&m.mu)
-	p := m.newProc(nil, sp)
-	p.cpu.pc = entry
-	p.cpu.x[2] = stackPtr
+	m.first = m.newProc(nil, sp)
+	m.first.cpu.pc = entry
+	m.first.cpu.x[2] = stackPtr
+	return m, nil
+}
+
+// AddressSpace returns the first process's address space, or nil for the
+// Flat back-end: for tests that change it under the running guest. It is
+// closed when that process ends.
+func (m *Machine) AddressSpace() *addrspace.AddressSpace {
+	if s, ok := m.first.sp.(*asSpace); ok {
+		return s.as
+	}
+	return nil
+}
+
+// Run runs the machine until its first process ends, and returns how that
+// process ended and how every process ended, in order. Processes still
+// running when the first ends are killed with SIGKILL; Run returns once
+// every process has ended and its memory is released. Run may be called
+// once.
+func (m *Machine) Run() (Status, []Status) {
+	p := m.first
 	m.start(p)
 	m.mu.Lock()
 	for !p.ended {
@@ -204,7 +225,7 @@ func Run(path string, argv []string, cfg Config) (Status, []Status, error) {
 	m.cond.Broadcast() // wake waiters in wait4: they are killed
 	m.mu.Unlock()
 	m.wg.Wait()
-	return p.status, m.exited, nil
+	return p.status, m.exited
 }
 
 func newSpace(b Backend, size uint64) (space, error) {

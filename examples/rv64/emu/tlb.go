@@ -18,10 +18,17 @@ import (
 //     address's low log2(n) bits, which are zero in every tag, so an
 //     access that is misaligned (and only such an access can cross a page)
 //     misses too and takes the slow path, CopyIn or CopyOut;
-//   - every access also compares the generation the TLB was filled at
-//     with the address space's Generation, which changes whenever a cached
-//     translation may have become wrong (Munmap, Mprotect, Clone, ...): the
-//     TLB is then flushed;
+//   - every instruction fetch also compares the generation the TLB was
+//     filled at with the address space's Generation, which changes
+//     whenever a cached translation may have become wrong (Munmap,
+//     Mprotect, Clone, ...), and flushes the TLB if it differs. Loads and
+//     stores need no compare of their own: their entries were checked at
+//     the fetch of the same instruction, and a change since then (on
+//     another goroutine) cannot make an entry show another address's
+//     memory — guest address A is always host address base+A, and the
+//     host protections are the guest's — only fault, which is resolved
+//     as below. Execute is the one permission the host cannot enforce,
+//     hence the compare at every fetch;
 //   - a miss calls Translate for the access, which faults the page in (or
 //     breaks copy-on-write, for a write) and checks the mapping's
 //     permissions, Execute included, and fills the entries of the pages
@@ -68,17 +75,19 @@ type tlbMem struct{ t *tlb }
 // at a, or nil on a miss.
 func (t *tlb) entry(tlb *[tlbSize]tlbEntry, a, n uint64) *tlbEntry {
 	e := &tlb[(a/pageSize)%tlbSize]
-	if a&^(pageSize-n) != e.tag || t.gen != t.as.Generation() {
+	if a&^(pageSize-n) != e.tag {
 		return nil
 	}
 	return e
 }
 
 func (m tlbMem) fetch(pc uint64) uint32 {
-	if e := m.t.entry(&m.t.x, pc, 4); e != nil {
+	t := m.t
+	e := &t.x[(pc/pageSize)%tlbSize]
+	if pc&^(pageSize-4) == e.tag && t.gen == t.as.Generation() {
 		return binary.LittleEndian.Uint32(e.page[pc&(pageSize-4):])
 	}
-	return uint32(m.t.slowLoad(pc, 4, hostarch.Execute))
+	return uint32(t.slowLoad(pc, 4, hostarch.Execute))
 }
 
 func (m tlbMem) load8(a uint64) uint64 {
