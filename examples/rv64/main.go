@@ -10,6 +10,7 @@
 // testdata holds guest programs, their sources and the Makefile that
 // builds them.
 //
+//	go run ./examples/rv64                                    # runs testdata/hello (embedded)
 //	go run ./examples/rv64 examples/rv64/testdata/hello a b
 //	go run ./examples/rv64 -mem flat examples/rv64/testdata/segv unmapped
 //
@@ -18,6 +19,7 @@
 package main
 
 import (
+	_ "embed"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +30,11 @@ import (
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// hello is testdata/hello, run when no program is named.
+//
+//go:embed testdata/hello
+var hello []byte
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rv64", flag.ContinueOnError)
@@ -40,17 +47,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	size := fs.Uint64("size", emu.DefaultSize, "size of the guest address space in bytes")
 	stats := fs.Bool("stats", false, "print every process's end and instruction count to stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rv64 [-mem BACKEND] [-size BYTES] [-stats] RV64-ELF-FILE [ARG...]")
+		fmt.Fprintln(stderr, "usage: rv64 [-mem BACKEND] [-size BYTES] [-stats] [RV64-ELF-FILE [ARG...]]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	path, argv := fs.Arg(0), fs.Args()
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		// The embedded hello, from a temporary file: the loader maps the
+		// program from a file (and keeps its own descriptor).
+		f, err := os.CreateTemp("", "rv64-hello")
+		if err == nil {
+			defer os.Remove(f.Name())
+			_, err = f.Write(hello)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "rv64:", err)
+			return 1
+		}
+		path, argv = f.Name(), []string{"hello"}
 	}
-	st, all, err := emu.Run(fs.Arg(0), fs.Args(), emu.Config{
+	st, all, err := emu.Run(path, argv, emu.Config{
 		Backend: emu.Backend(*mem),
 		Size:    *size,
 		Stdout:  stdout,

@@ -24,7 +24,8 @@ func TestRun(t *testing.T) {
 			" (unmapped), 424 instructions\n",
 		}},
 		{[]string{"testdata/nonexistent"}, 1, "", []string{"rv64: open testdata/nonexistent: no such file or directory\n"}},
-		{[]string{}, 2, "", []string{"usage: rv64"}},
+		{[]string{}, 7, "hello from rv64: argc=1 hello\nenv HOME=/\nenv PATH=/bin\nprimes below 100000: 9592\n", nil},
+		{[]string{"-nonsense"}, 2, "", []string{"usage: rv64"}},
 		{[]string{"-mem", "nonsense", "testdata/hello"}, 1, "", []string{`unknown back-end "nonsense"`}},
 	} {
 		for _, mem := range []string{"flat", "copy", "tlb"} {
