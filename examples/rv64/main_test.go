@@ -21,7 +21,7 @@ func TestRun(t *testing.T) {
 			"rv64: pid 2 killed by SIGSEGV at pc 0x",
 			": -w- fault at 0x12345678 (unmapped)\n",
 			": r-- fault at 0x23456780 (unmapped)\n",
-			" (unmapped), 424 instructions\n",
+			" (unmapped), ", " instructions\n",
 		}},
 		{[]string{"testdata/nonexistent"}, 1, "", []string{"rv64: open testdata/nonexistent: no such file or directory\n"}},
 		{[]string{}, 7, "hello from rv64: argc=1 hello\nenv HOME=/\nenv PATH=/bin\nprimes below 100000: 9592\n", nil},

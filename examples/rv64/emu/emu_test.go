@@ -151,6 +151,17 @@ func TestSegvAddressSpace(t *testing.T) {
 	}
 }
 
+// TestOrphanKilled: a child still running when the first process exits
+// is killed with SIGKILL, and Run returns once it has ended.
+func TestOrphanKilled(t *testing.T) {
+	for _, b := range Backends {
+		r := runGuest(t, b, "segv", "orphan")
+		if r.status.Code != 3 || r.status.Signal != 0 || len(r.all) != 2 || r.all[1].Pid != 2 || r.all[1].Signal != SIGKILL || r.all[1].Fault != nil {
+			t.Errorf("%s: %v, processes %v; want pid 1 exited with 3, then pid 2 killed by SIGKILL", b, r.status, r.all)
+		}
+	}
+}
+
 // TestBench runs the benchmark's guest on every back-end: the same
 // checksum and the same number of instructions.
 func TestBench(t *testing.T) {

@@ -143,7 +143,10 @@ func (s *flatSpace) mmap(a, length uint64, prot, flags int) (uint64, error) {
 	}
 	n := pageUp(length)
 	if flags&mapFixed != 0 {
-		if a < flatBase || a+n > uint64(len(s.mem))+flatBase || a+n < a {
+		if a < flatBase {
+			return 0, unix.EPERM // below mmap_min_addr
+		}
+		if a+n > uint64(len(s.mem))+flatBase || a+n < a {
 			return 0, unix.ENOMEM
 		}
 	} else {

@@ -7,6 +7,8 @@
  *             stores to page+0x10, then the parent stores to page+0x20.
  *   unmapped2 a page is mapped, unmapped again, and the parent loads from
  *             page+0x30.
+ *   orphan    (no fault) a forked child loops forever; the parent exits
+ *             with status 3 without waiting, and the child must be killed.
  *
  * In each case the parent must be killed by SIGSEGV at the last address: it
  * exits with status 1 if it survives. */
@@ -44,6 +46,12 @@ static void child_store(volatile long *p)
 int main(int argc, char **argv, char **envp)
 {
 	const char *mode = argc > 1 ? argv[1] : "unmapped";
+	if (streq(mode, "orphan")) {
+		if (sys_fork() == 0)
+			for (;;)
+				;
+		return 3;
+	}
 	if (streq(mode, "unmapped")) {
 		child_store((volatile long *)0x12345678);
 		puts1("parent: loading from 0x23456780\n");
