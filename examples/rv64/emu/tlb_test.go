@@ -2,6 +2,7 @@ package emu
 
 import (
 	"encoding/binary"
+	"os"
 	"testing"
 
 	"github.com/mmsim/mmsim/addrspace"
@@ -195,4 +196,42 @@ func TestTLBMisaligned(t *testing.T) {
 		}()
 		m.store64(dataAddr+2*pageSize-4, 0)
 	}()
+}
+
+// TestTLBTruncatedFile: a store through a TLB entry for a shared file page
+// whose file was truncated since (which changes no generation: the file
+// changed, not the address space) raises SIGBUS on the host; ResolveFault
+// reports FaultBus and the guest is killed by SIGBUS at the address.
+func TestTLBTruncatedFile(t *testing.T) {
+	const fileAddr = 0x30000
+	p, s := tlbProc(t)
+	f, err := os.CreateTemp(t.TempDir(), "rv64-file")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.as.Mmap(addrspace.MmapOpts{Addr: fileAddr, Length: pageSize, Fixed: true, Perms: hostarch.ReadWrite, File: f}); err != nil {
+		t.Fatal(err)
+	}
+	p.cpu.x[6] = fileAddr
+	s.tlb.fill(codeAddr, hostarch.Execute)
+	s.tlb.fill(fileAddr, hostarch.Write)
+	gen := s.as.Generation()
+	if err := f.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if s.as.Generation() != gen {
+		t.Fatal("truncating the file changed the generation: the test no longer goes through the stale entry")
+	}
+	st := p.loop()
+	want := addrspace.FaultError{Addr: fileAddr, Access: hostarch.Write, Reason: addrspace.FaultBus}
+	if st.Signal != SIGBUS || st.PC != codeAddr || st.Fault == nil || *st.Fault != want {
+		t.Fatalf("status %v, want SIGBUS at pc %#x: %+v", st, codeAddr, want)
+	}
+	if p.hostFaults != 0 {
+		t.Errorf("%d host faults resolved, want 0", p.hostFaults)
+	}
 }
