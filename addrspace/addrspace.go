@@ -62,6 +62,10 @@ type AddressSpace struct {
 	appBase     unsafe.Pointer
 	mem         *pma.MemoryFile
 
+	// gen is the page table's generation counter (see Generation), here
+	// so that an emulator's check of it is one load from the space.
+	gen atomic.Uint64
+
 	// maxBase is the base of the max view, nil until an IgnorePermissions
 	// access first needs it (see maxView).
 	maxBase atomic.Pointer[byte]
@@ -160,6 +164,7 @@ func newWithMemory(size uint64, mem *pma.MemoryFile, floor int) (*AddressSpace, 
 		pt:    pt,
 	}
 	as.appBase = hostPointer(pt.AppBase())
+	pt.UseGeneration(&as.gen)
 	as.limit.Store(size)
 	return as, nil
 }

@@ -58,7 +58,7 @@ type Translation struct {
 // An emulator compares its translations' Gen with Generation (one atomic
 // load) and refills them with Translate when they differ. Safe for
 // concurrent use.
-func (as *AddressSpace) Generation() uint64 { return as.pt.Generation() }
+func (as *AddressSpace) Generation() uint64 { return as.gen.Load() }
 
 // Translate resolves an access at to guest address addr as the copy paths
 // would — backing the page, breaking copy-on-write for a write, checking

@@ -297,3 +297,93 @@ func TestLookup(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerationChanges checks that every call that may make a
+// Translation wrong changes Generation before it returns, and that faults
+// that only add access do not.
+func TestGenerationChanges(t *testing.T) {
+	const base = 0x100000
+	rwx := hostarch.AnyAccess
+	tests := []struct {
+		name   string
+		op     func(t *testing.T, as *AddressSpace) error
+		change bool
+	}{
+		{"munmap", func(t *testing.T, as *AddressSpace) error { return as.Munmap(base+3*ps, ps) }, true},
+		{"mprotect read-only", func(t *testing.T, as *AddressSpace) error { return as.Mprotect(base, ps, hostarch.Read) }, true},
+		{"mprotect drops execute only", func(t *testing.T, as *AddressSpace) error { return as.Mprotect(base, 16*ps, hostarch.ReadWrite) }, true},
+		{"mremap moves", func(t *testing.T, as *AddressSpace) error {
+			_, err := as.Mremap(base, 16*ps, 16*ps, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, 0x400000)
+			return err
+		}, true},
+		{"mremap shrinks", func(t *testing.T, as *AddressSpace) error {
+			_, err := as.Mremap(base, 64*ps, 8*ps, 0, 0)
+			return err
+		}, true},
+		{"madvise dontneed", func(t *testing.T, as *AddressSpace) error { return as.Madvise(base, ps, unix.MADV_DONTNEED) }, true},
+		{"fixed mmap over it", func(t *testing.T, as *AddressSpace) error {
+			_, err := as.Mmap(MmapOpts{Addr: base + 2*ps, Fixed: true, Length: ps, Perms: rwx, Private: true})
+			return err
+		}, true},
+		{"clone", func(t *testing.T, as *AddressSpace) error {
+			c, err := as.Clone()
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}, true},
+		{"close", func(t *testing.T, as *AddressSpace) error { return as.Close() }, true},
+		{"translate elsewhere", func(t *testing.T, as *AddressSpace) error {
+			_, err := as.Translate(base+40*ps, hostarch.Write)
+			return err
+		}, false},
+		{"copy faults", func(t *testing.T, as *AddressSpace) error {
+			_, err := as.CopyOut(ctx, base+20*ps, make([]byte, 30*ps), noOpt)
+			return err
+		}, false},
+		{"mmap elsewhere", func(t *testing.T, as *AddressSpace) error {
+			_, err := as.Mmap(MmapOpts{Length: ps, Perms: rwx, Private: true})
+			return err
+		}, false},
+		{"lookup", func(t *testing.T, as *AddressSpace) error { as.Lookup(base); return nil }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newAS(t, 1<<30)
+			mustMmap(t, as, MmapOpts{Addr: base, Fixed: true, Length: 64 * ps, Perms: rwx, Private: true})
+			tr, err := as.Translate(base+5*ps, hostarch.Write)
+			if err != nil || tr.Range != ar(base, 16) || tr.Perms != rwx {
+				t.Fatalf("Translate = %v %v, %v", tr.Range, tr.Perms, err)
+			}
+			if err := tc.op(t, as); err != nil {
+				t.Fatal(err)
+			}
+			if changed := as.Generation() != tr.Gen; changed != tc.change {
+				t.Errorf("generation %d -> %d: changed %v, want %v", tr.Gen, as.Generation(), changed, tc.change)
+			}
+		})
+	}
+}
+
+// TestGenerationBrk: shrinking the heap changes the generation; growing it
+// does not.
+func TestGenerationBrk(t *testing.T) {
+	as := newAS(t, 1<<30)
+	start, _ := as.Brk(0)
+	if _, err := as.Brk(start + 8*ps); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := as.Translate(start+5*ps, hostarch.Write)
+	if err != nil || tr.Range != ar(start, 8) {
+		t.Fatalf("Translate = %v, %v", tr.Range, err)
+	}
+	if _, err := as.Brk(start + 16*ps); err != nil || as.Generation() != tr.Gen {
+		t.Fatalf("growing the heap: %v, generation %d -> %d", err, tr.Gen, as.Generation())
+	}
+	if _, err := as.Brk(start + 2*ps); err != nil || as.Generation() == tr.Gen {
+		t.Fatalf("shrinking the heap: %v, generation %d -> %d", err, tr.Gen, as.Generation())
+	}
+	if _, err := as.Translate(start+5*ps, hostarch.Read); faultReason(err) != FaultUnmapped {
+		t.Fatalf("Translate of the freed heap: %v", err)
+	}
+}

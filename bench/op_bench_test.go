@@ -167,7 +167,7 @@ func checkSwapped(b *testing.B, got, want uint32) {
 }
 
 func BenchmarkOp(b *testing.B) {
-	all := append(append(append([]opImpl{}, opImpls...), budgetOpImpls...), rv64OpImpls...)
+	all := append(append([]opImpl{}, opImpls...), budgetOpImpls...)
 	for _, i := range shuffled(len(all)) {
 		o := all[i]
 		b.Run(fmt.Sprintf("op=%s/impl=%s", o.op, o.impl), func(b *testing.B) {

@@ -1,6 +1,8 @@
 package pma
 
 import (
+	"sync/atomic"
+
 	"github.com/mmsim/mmsim/hostarch"
 	"golang.org/x/sys/unix"
 )
@@ -14,6 +16,15 @@ import (
 // writable). A caller that cached what the app view showed at generation g
 // may keep using it while Generation returns g. Safe for concurrent use.
 func (t *Table) Generation() uint64 { return t.gen.Load() }
+
+// UseGeneration makes g the table's generation counter, continuing from
+// the current generation: the owner of the table may keep the counter
+// where its readers load it with fewer indirections. Call it before the
+// table is shared.
+func (t *Table) UseGeneration(g *atomic.Uint64) {
+	g.Store(t.gen.Load())
+	t.gen = g
+}
 
 // Invalidate changes the generation, for a change that the host views do
 // not show (an Execute permission removed, say). Safe for concurrent use.

@@ -62,8 +62,8 @@ type Table struct {
 	// seqPages that window's size in pages: a fault at seqNext doubles it.
 	seqNext, seqPages uint64
 
-	// gen is the generation (see Generation).
-	gen atomic.Uint64
+	// gen is the generation counter (see Generation and UseGeneration).
+	gen *atomic.Uint64
 
 	closed bool
 }
@@ -171,7 +171,7 @@ const (
 // Errors wrap ENOMEM: the host budget or the host's address space is
 // exhausted.
 func NewTable(size uint64, mem *MemoryFile, floor int) (*Table, error) {
-	t := &Table{size: size, mem: mem, ents: btree.NewG(16, func(a, b *entry) bool { return a.start < b.start })}
+	t := &Table{size: size, mem: mem, ents: btree.NewG(16, func(a, b *entry) bool { return a.start < b.start }), gen: new(atomic.Uint64)}
 	t.floor = max(floor, 1)
 	if !acct.adjust(t.floor, false) {
 		if !reclaimPending() || !acct.adjust(t.floor, false) {

@@ -163,14 +163,16 @@ var copyColumns = []column{
 // opBaselines names the baseline implementation of each operation, and
 // opLabels describes every implementation.
 var (
-	opOrder  = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB", "IOSeq16x8B", "CloneWrite16MiB", "CloneScatter64MiB", "Clone1000", "Capacity", "RV64"}
+	opOrder  = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB", "IOSeq16x8B", "CloneWrite16MiB", "CloneScatter64MiB", "Clone1000", "Capacity", "GuestLoadStore8B", "RV64"}
 	opTitles = map[string]string{"CopyStringIn64": "CopyStringIn, 64-byte string", "SwapUint32": "SwapUint32", "MmapMunmap4KiB": "Mmap+Munmap, 4 KiB",
 		"CloneWrite16MiB": "16 MiB written after Clone", "CloneScatter64MiB": "every other page of 64 MiB written after Clone",
 		"Capacity": "capacity before ENOMEM", "IOSeq16x8B": "IOSequence.CopyIn, 16 ranges of 8 B",
-		"Clone1000": "Clone of 1,000 mappings", "RV64": "RV64 emulator (examples/rv64), a run of its bench guest"}
+		"Clone1000": "Clone of 1,000 mappings", "GuestLoadStore8B": "256 guest loads and stores of 8 B",
+		"RV64": "RV64 emulator (examples/rv64), a run of its bench guest"}
 	opBaselines = map[string]string{"CopyStringIn64": "go", "SwapUint32": "atomic", "MmapMunmap4KiB": "host",
-		"CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain", "IOSeq16x8B": "perrange", "Clone1000": "hostfork", "RV64": "bytes"}
-	opImplOrder = []string{"go", "atomic", "plain", "perrange", "bytes", "host", "hostfork", "mmsim", "copy", "BytesIO", "safemem", "gvisor"}
+		"CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain", "IOSeq16x8B": "perrange", "Clone1000": "hostfork",
+		"GuestLoadStore8B": "slice", "RV64": "slice"}
+	opImplOrder = []string{"go", "atomic", "plain", "perrange", "host", "hostfork", "slice", "tlb", "mmsim", "BytesIO", "safemem", "gvisor"}
 	opLabels    = map[string]map[string]string{
 		"CopyStringIn64": {"go": "Go: IndexByte + string()", "mmsim": "AddressSpace", "BytesIO": "usermem.BytesIO"},
 		"SwapUint32":     {"atomic": "sync/atomic", "mmsim": "AddressSpace", "safemem": "safemem (unsafe block)", "gvisor": "gVisor safecopy"},
@@ -182,8 +184,10 @@ var (
 		"Capacity":   {"mappings": "touched 1-page mappings in one space", "spaces64GiB": "spaces of 64 GiB"},
 		"Clone1000":  {"hostfork": "host fork()+exit+wait, 1,000 more VMAs", "mmsim": "AddressSpace.Clone"},
 		"IOSeq16x8B": {"perrange": "AddressSpace, one IO call per range", "mmsim": "AddressSpace, usermem.VecIO"},
-		"RV64": {"bytes": "guest memory a []byte", "mmsim": "AddressSpace, software TLB over Translate",
-			"copy": "AddressSpace, CopyIn/CopyOut per access"},
+		"GuestLoadStore8B": {"slice": "emulator over a []byte (bounds checked)", "tlb": "software TLB over Translate",
+			"mmsim": "AddressSpace CopyIn/CopyOut"},
+		"RV64": {"slice": "guest memory a []byte", "tlb": "AddressSpace, software TLB over Translate",
+			"mmsim": "AddressSpace, CopyIn/CopyOut per access"},
 	}
 )
 
@@ -569,11 +573,15 @@ func (r *Report) targets() []Target {
 			ts = append(ts, Target{Name: "every other page of 64 MiB written after Clone: host mappings added per page", Value: v, Limit: 0.5, Better: "lower", Met: v <= 0.5})
 		}
 	}
-	if m := r.op("RV64", "mmsim"); m != nil && m.TimeVsBaseline > 0 {
+	if m := r.op("GuestLoadStore8B", "tlb"); m != nil && m.TimeVsBaseline > 0 {
+		// The emulator fast-path issue: from 5.3x with CopyIn and CopyOut.
+		ts = append(ts, Target{Name: "8-byte guest loads and stores through a TLB over Translate: time / over a []byte", Value: m.TimeVsBaseline, Limit: 1.5, Better: "lower", Met: m.TimeVsBaseline <= 1.5})
+	}
+	if m := r.op("RV64", "tlb"); m != nil && m.TimeVsBaseline > 0 {
 		// The emulator issue: instructions per second over an AddressSpace
 		// at least 1/1.3 of the same emulator's over a []byte (the runs
 		// retire the same instructions, so this is the ratio of times).
-		ts = append(ts, Target{Name: "RV64 emulator: time / the same emulator over a []byte", Value: m.TimeVsBaseline, Limit: 1.3, Better: "lower", Met: m.TimeVsBaseline <= 1.3})
+		ts = append(ts, Target{Name: "RV64 emulator through a TLB over Translate: time / the same emulator over a []byte", Value: m.TimeVsBaseline, Limit: 1.3, Better: "lower", Met: m.TimeVsBaseline <= 1.3})
 	}
 	if m := r.op("Capacity", "spaces64GiB"); m != nil {
 		if v, ok := m.Metrics["spaces"]; ok {
