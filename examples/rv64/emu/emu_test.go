@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,6 +161,26 @@ func TestOrphanKilled(t *testing.T) {
 			t.Errorf("%s: %v, processes %v; want pid 1 exited with 3, then pid 2 killed by SIGKILL", b, r.status, r.all)
 		}
 	}
+}
+
+// TestForkLimit: a guest that forks until fork fails gets EAGAIN at
+// MaxProcs processes (its zombies count), then reaps every child; the same
+// on every back-end.
+func TestForkLimit(t *testing.T) {
+	want := fmt.Sprintf("forked %d, then -11\nreaped %d\n", MaxProcs-1, MaxProcs-1)
+	var results []result
+	for _, b := range Backends {
+		r := runGuest(t, b, "segv", "forks")
+		if r.stdout != want || r.status.Code != 0 || r.status.Signal != 0 || len(r.all) != MaxProcs {
+			t.Errorf("%s: output %q, %v, %d processes; want %q, exit 0, %d processes", b, r.stdout, r.status, len(r.all), want, MaxProcs)
+		}
+		results = append(results, r)
+	}
+	for i := range results {
+		// Children end in any order: compare the set.
+		slices.SortFunc(results[i].all, func(a, b Status) int { return a.Pid - b.Pid })
+	}
+	sameResults(t, results)
 }
 
 // TestBench runs the benchmark's guest on every back-end: the same

@@ -513,12 +513,23 @@ func (p *proc) write(fd int, a, n uint64) uint64 {
 	return done
 }
 
+// MaxProcs limits the processes of a machine, zombies included, as
+// RLIMIT_NPROC does: fork fails with EAGAIN beyond it.
+const MaxProcs = 64
+
 // clone implements fork(2) as clone(SIGCHLD, 0): the only form supported
 // (threads are not). The child gets a Clone of the address space and a
-// copy of the registers, returning 0 from the ecall.
+// copy of the registers, returning 0 from the ecall. EAGAIN beyond
+// MaxProcs processes; the errno of a Clone that fails (ENOMEM).
 func (p *proc) clone(flags, stack uint64) uint64 {
 	if flags != sigchld || stack != 0 {
 		return errno(unix.EINVAL)
+	}
+	p.m.mu.Lock()
+	n := len(p.m.procs)
+	p.m.mu.Unlock()
+	if n >= MaxProcs {
+		return errno(unix.EAGAIN)
 	}
 	sp, err := p.sp.fork()
 	if err != nil {

@@ -9,6 +9,9 @@
  *             page+0x30.
  *   orphan    (no fault) a forked child loops forever; the parent exits
  *             with status 3 without waiting, and the child must be killed.
+ *   forks     (no fault) the parent forks children that exit at once until
+ *             fork fails, prints how many and the error, reaps them all and
+ *             exits with 0.
  *
  * In each case the parent must be killed by SIGSEGV at the last address: it
  * exits with status 1 if it survives. */
@@ -46,6 +49,26 @@ static void child_store(volatile long *p)
 int main(int argc, char **argv, char **envp)
 {
 	const char *mode = argc > 1 ? argv[1] : "unmapped";
+	if (streq(mode, "forks")) {
+		long n = 0, pid;
+		while ((pid = sys_fork()) > 0)
+			n++;
+		if (pid == 0)
+			sys_exit(0);
+		puts1("forked ");
+		putu(n);
+		puts1(", then ");
+		putd(pid);
+		puts1("\n");
+		int status;
+		long reaped = 0;
+		while (sys_wait4(-1, &status, 0) > 0)
+			reaped++;
+		puts1("reaped ");
+		putu(reaped);
+		puts1("\n");
+		return 0;
+	}
 	if (streq(mode, "orphan")) {
 		if (sys_fork() == 0)
 			for (;;)
