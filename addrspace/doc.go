@@ -30,6 +30,19 @@
 // copies that page alone (with the copy-on-write pages next to it): its
 // neighbours keep showing the file, as on Linux.
 //
+// # Direct access
+//
+// An emulator that cannot afford a call per guest access asks Translate
+// for the host memory behind a guest page (a Translation: Mem is the app
+// view itself, so a write through it is the guest's write) and caches it
+// in a software TLB. Generation changes whenever a cached translation may
+// have become wrong (unmapping, protection, Clone, eviction, Close); the
+// host protections of Mem enforce the guest's meanwhile, so a stale entry
+// faults rather than touching other memory, and ResolveFault turns that
+// host fault (recovered with debug.SetPanicOnFault) into a retry or the
+// guest's SIGSEGV or SIGBUS. Execute is checked by Translate, in software.
+// See Example (tlb).
+//
 // # Host budgets
 //
 // Every address space shares the host's vm.max_map_count and address space

@@ -90,9 +90,11 @@ func (as *AddressSpace) Translate(addr hostarch.Addr, at hostarch.AccessType) (T
 }
 
 // translateLocked is Translate under the lock. Every fault goes through
-// resolveLocked, the one fault handler (which checks the mapping's
-// permissions, grows stacks and backs pages); the page table then says
-// how far the access may go.
+// resolveLocked, the one fault handler, which checks the mapping's
+// permissions and backs the page: growing a MAP_GROWSDOWN stack into the
+// page below it belongs there too, so that Translate and ResolveFault get
+// it with the copy paths (an address with no mapping is handed to it, not
+// refused here). The page table then says how far the access may go.
 //
 // Preconditions: as.mu is held; addr < Size; at.Any().
 func (as *AddressSpace) translateLocked(addr hostarch.Addr, at hostarch.AccessType) (Translation, error) {
@@ -141,10 +143,11 @@ func (as *AddressSpace) translateLocked(addr hostarch.Addr, at hostarch.AccessTy
 // per goroutine), and recovers the panic: its value is a runtime.Error
 // with an Addr() uintptr method, the host address of the fault (the same
 // for SIGSEGV and SIGBUS; GuestAddr maps it back). Pass ResolveFault the
-// guest address the emulator computed for the access (for an access that
-// crosses a page boundary, each page it touches: the host reports an
-// address in the page that faulted, which may be the second), then either
-// retry or deliver the error. Faults that are not the address space's
+// guest address the emulator computed for the access rather than the
+// host's report (for an access that crosses a page boundary, each page it
+// touches: the host reports an address in the page that faulted, which
+// may be the second; and qemu-user 7.2 reports a wrong one for SIGBUS),
+// then either retry or deliver the error. Faults that are not the address space's
 // (a GuestAddr miss) are bugs: re-panic. A fault in the package's own copy
 // routines never reaches the emulator; every other fault of the process
 // reaches the Go runtime as it would without this package.

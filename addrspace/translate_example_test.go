@@ -117,18 +117,20 @@ func (t *tlb) fill(addr hostarch.Addr, at hostarch.AccessType) error {
 	return nil
 }
 
-// run runs one guest instruction's accesses, step, as an emulator's loop
-// does: a host fault in them (a stale entry) is resolved and the
-// instruction retried, or becomes the guest's fault.
-func (t *tlb) run(at hostarch.AccessType, step func() error) error {
+// run runs a guest instruction's access to addr, step, as an emulator's
+// loop does: a host fault in it (a stale entry) is resolved and the
+// instruction retried, or becomes the guest's fault. It resolves the
+// guest address it computed, not the host's report of the fault, which an
+// access that crosses a page may place in either page (and qemu-user
+// reports wrongly for SIGBUS); the report must lie in the guest's memory.
+func (t *tlb) run(at hostarch.AccessType, addr hostarch.Addr, step func() error) error {
 	for {
 		t.sync()
 		hostAddr, err := t.try(step)
 		if hostAddr == 0 {
 			return err
 		}
-		addr, ok := t.as.GuestAddr(hostAddr)
-		if !ok {
+		if _, ok := t.as.GuestAddr(hostAddr); !ok {
 			panic(fmt.Sprintf("fault at %#x outside the guest", hostAddr))
 		}
 		t.flush()
@@ -163,11 +165,11 @@ func Example_tlb() {
 	t := newTLB(as)
 	load := func(a hostarch.Addr) {
 		var v uint64
-		err := t.run(hostarch.Read, func() (err error) { v, err = t.load64(a); return err })
+		err := t.run(hostarch.Read, a, func() (err error) { v, err = t.load64(a); return err })
 		fmt.Println("load:", v, err)
 	}
 	store := func(a hostarch.Addr, v uint64) {
-		fmt.Println("store:", t.run(hostarch.Write, func() error { return t.store64(a, v) }))
+		fmt.Println("store:", t.run(hostarch.Write, a, func() error { return t.store64(a, v) }))
 	}
 
 	store(addr+8, 42)

@@ -186,7 +186,7 @@ func TestTLBRace(t *testing.T) {
 				addr := raceBase + hostarch.Addr(p)*hostarch.PageSize
 				before := done.Load()
 				var val uint64
-				err := tl.run(at, func() (err error) {
+				err := tl.run(at, addr, func() (err error) {
 					switch k {
 					case 0:
 						val, err = tl.load64(addr)
@@ -258,7 +258,7 @@ func TestTLBRaceClose(t *testing.T) {
 				close(started)
 			}
 			a := addr + hostarch.Addr(i%16)*hostarch.PageSize
-			err := tl.run(hostarch.Write, func() error { return tl.store64(a, uint64(i)) })
+			err := tl.run(hostarch.Write, a, func() error { return tl.store64(a, uint64(i)) })
 			switch {
 			case err == nil:
 			case errors.Is(err, addrspace.ErrClosed):

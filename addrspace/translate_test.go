@@ -86,6 +86,29 @@ func TestTranslate(t *testing.T) {
 			addr: base, at: hostarch.Read, reason: FaultProtection,
 		},
 		{
+			name: "no access is a read",
+			setup: func(t *testing.T, as *AddressSpace) {
+				mustMmap(t, as, MmapOpts{Addr: base, Fixed: true, Length: 2 * ps, Perms: hostarch.Read, Private: true})
+			},
+			addr: base + ps, at: hostarch.NoAccess,
+			want: ar(base, 2), perms: hostarch.Read,
+		},
+		{
+			name: "every access of a read-write mapping",
+			setup: func(t *testing.T, as *AddressSpace) {
+				mustMmap(t, as, MmapOpts{Addr: base, Fixed: true, Length: 2 * ps, Perms: hostarch.ReadWrite, Private: true})
+			},
+			addr: base, at: hostarch.AnyAccess, reason: FaultProtection,
+		},
+		{
+			name: "write-only is readable, as on Linux",
+			setup: func(t *testing.T, as *AddressSpace) {
+				mustMmap(t, as, MmapOpts{Addr: base, Fixed: true, Length: 2 * ps, Perms: hostarch.Write, Private: true})
+			},
+			addr: base, at: hostarch.Read,
+			want: ar(base, 2), perms: hostarch.ReadWrite,
+		},
+		{
 			name:  "unmapped",
 			setup: func(t *testing.T, as *AddressSpace) {},
 			addr:  base, at: hostarch.Read, reason: FaultUnmapped,

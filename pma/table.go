@@ -366,6 +366,9 @@ func (t *Table) host(max bool, start, end uint64, seg hseg, protOnly bool) (evic
 		t.chargeForce(p.delta())
 	}
 	err = v.apply(p, start, end, seg, protOnly)
+	if err != nil && !max {
+		t.Invalidate() // a failed change may leave the range unmapped
+	}
 	t.recount()
 	return evicted, err
 }

@@ -68,8 +68,17 @@ func TestGoFaultsReachRuntime(t *testing.T) {
 	} {
 		for round := 0; round < 3; round++ {
 			addr, faulted := recoverFault(tc.touch)
-			if !faulted || addr != tc.addr {
-				t.Fatalf("%s: recovered %v at %#x, want a fault at %#x", tc.name, faulted, addr, tc.addr)
+			if !faulted {
+				t.Fatalf("%s: no fault", tc.name)
+			}
+			if addr != tc.addr {
+				if tc.sig == unix.SIGBUS && os.Getenv(execEnv) != "" {
+					// qemu-user 7.2 gives a SIGBUS it raises for a guest
+					// the address of the guest's last SIGSEGV.
+					t.Logf("%s: recovered at %#x, want %#x (under %s)", tc.name, addr, tc.addr, os.Getenv(execEnv))
+				} else {
+					t.Fatalf("%s: recovered a fault at %#x, want %#x", tc.name, addr, tc.addr)
+				}
 			}
 			// The package's own routines still claim their faults.
 			var b [8]byte

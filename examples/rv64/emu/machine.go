@@ -334,7 +334,7 @@ func (p *proc) step() (why stop, fault *addrspace.FaultError) {
 		if !ok || !isAS || s.tlb == nil {
 			panic(r)
 		}
-		fe, ok := s.tlb.resolveHostFault(hf.Addr(), p.cpu.pc)
+		fe, ok := s.tlb.resolveHostFault(hf.Addr(), &p.cpu)
 		if !ok {
 			panic(r)
 		}

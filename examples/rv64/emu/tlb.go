@@ -235,25 +235,30 @@ func (t *tlb) fill(a uint64, at hostarch.AccessType) *tlbEntry {
 }
 
 // resolveHostFault handles a host fault at host address host raised by the
-// instruction at pc: it finds the guest address, works out the access (the
-// instruction's load or store, or its fetch) and asks ResolveFault. It
-// returns nil if the instruction may be retried, the guest's fault
-// otherwise, and false if host is not in the address space (a bug: the
-// caller re-panics).
-func (t *tlb) resolveHostFault(host uintptr, pc uint64) (*addrspace.FaultError, bool) {
-	g, ok := t.as.GuestAddr(host)
-	if !ok {
+// instruction at c.pc, which has changed nothing: it works out the access
+// and the guest address the instruction computed — its load's or store's
+// (x[rs1] plus the offset), or, if the instruction cannot be read or is
+// neither, its fetch at pc — and asks ResolveFault about that address, as
+// its doc says to, rather than about the host's report (qemu-user reports
+// SIGBUS at a wrong address). It returns nil if the instruction may be
+// retried, the guest's fault otherwise, and false if host is not in the
+// address space (a fault of the emulator's own: the caller re-panics).
+func (t *tlb) resolveHostFault(host uintptr, c *cpu) (*addrspace.FaultError, bool) {
+	if _, ok := t.as.GuestAddr(host); !ok {
 		return nil, false
 	}
 	t.flush()
-	at := hostarch.Execute
+	g, at := hostarch.Addr(c.pc), hostarch.Execute
 	var b [4]byte
-	if _, err := t.as.CopyIn(ctxBackground, hostarch.Addr(pc), b[:], ioOpts); err == nil {
-		switch binary.LittleEndian.Uint32(b[:]) & 0x7f {
+	if _, err := t.as.CopyIn(ctxBackground, hostarch.Addr(c.pc), b[:], ioOpts); err == nil {
+		in := binary.LittleEndian.Uint32(b[:])
+		rs1 := c.x[(in>>15)&31]
+		switch in & 0x7f {
 		case 0x03:
-			at = hostarch.Read
+			g, at = hostarch.Addr(rs1+uint64(int64(int32(in))>>20)), hostarch.Read
 		case 0x23:
-			at = hostarch.Write
+			imm := uint64(int64(int32(in&0xfe000000))>>20) | uint64((in>>7)&31)
+			g, at = hostarch.Addr(rs1+imm), hostarch.Write
 		}
 	}
 	err := t.as.ResolveFault(g, at)
