@@ -41,11 +41,15 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 	}
 	child.maxMapCount = as.maxMapCount
 	child.brkStart, child.brk = as.brkStart, as.brk
+	// The child inherits the limits but not the locks, nor MCL_FUTURE
+	// (Linux's dup_mmap clears VM_LOCKED_MASK, mm_init def_flags).
+	child.limits = as.limits
 
 	var vmas []*vma
 	as.vmas.Ascend(func(v *vma) bool { vmas = append(vmas, v); return true })
 	for _, v := range vmas {
 		cv := *v
+		cv.flags &^= lockMask
 		if v.file != nil {
 			r, err := child.adoptFile(v.file)
 			if err != nil {
