@@ -26,8 +26,10 @@ type Limits struct {
 	Data uint64
 
 	// Stack is RLIMIT_STACK: the most bytes a MmapOpts.GrowsDown mapping
-	// may grow to (its whole size, as Linux's acct_stack_growth compares
-	// it). An access that would grow it further faults.
+	// may grow to, counted as Linux's acct_stack_growth counts them: the
+	// size of the part that grows (the lowest run of pages with the same
+	// permissions and attributes, one VMA to Linux). An access that would
+	// grow it further faults.
 	Stack uint64
 
 	// Memlock is RLIMIT_MEMLOCK: the most bytes that may be locked (Mlock,

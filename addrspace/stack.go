@@ -35,7 +35,7 @@ func (v *vma) startGap() hostarch.Addr {
 // if the mapping below addr is accessible, does not grow down, and ends
 // less than stackGuardGap below addr's page; if the growth would take the
 // mapping below address 0 of its pgoff; or if it would exceed Limits.AS,
-// Limits.Stack (the whole mapping's size) or, for a locked mapping,
+// Limits.Stack (the size of the VMA that grows) or, for a locked mapping,
 // Limits.Memlock. Growth of a locked mapping does not fault the new pages
 // in (nor does Linux's).
 //
