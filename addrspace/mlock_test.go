@@ -278,7 +278,7 @@ func TestMlockall(t *testing.T) {
 	if _, err := as.Brk(lockBase + 34*pg); err != nil {
 		t.Fatal(err)
 	}
-	if m, ok := lockLookup(as, lockBase + 32*pg); !ok || !m.Locked || m.Range.Length() != 2*pg {
+	if m, ok := lockLookup(as, lockBase+32*pg); !ok || !m.Locked || m.Range.Length() != 2*pg {
 		t.Fatalf("heap under MCL_FUTURE: %+v", m)
 	}
 	if res, _ := as.Mincore(lockBase+32*pg, 2*pg); !res[0] || !res[1] {
