@@ -364,7 +364,7 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	lockPopulate := err == nil && (opts.Locked || as.defFlags&vmLocked != 0)
 	as.mu.Unlock()
 	if lockPopulate {
-		as.lockPopulate(hostarch.AddrRange{Start: addr, End: addr + hostarch.Addr(length)})
+		as.lockPopulate(hostarch.AddrRange{Start: addr, End: addr + hostarch.Addr(length)}, false)
 	}
 	if err == nil && opts.Populate {
 		at := hostarch.Read

@@ -67,7 +67,7 @@ func (as *AddressSpace) Brk(addr hostarch.Addr) (hostarch.Addr, error) {
 		}
 		if as.defFlags&vmLocked != 0 {
 			// Mlockall(MCL_FUTURE): Linux's brk populates the new pages.
-			as.lockPopulateLocked(hostarch.AddrRange{Start: oldEnd, End: newEnd})
+			as.lockPopulateLocked(hostarch.AddrRange{Start: oldEnd, End: newEnd}, false)
 		}
 	}
 	as.brk = addr

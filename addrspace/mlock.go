@@ -1,6 +1,7 @@
 package addrspace
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/mmsim/mmsim/hostarch"
@@ -23,8 +24,8 @@ func lockPageRange(addr hostarch.Addr, length uint64) (hostarch.Addr, uint64) {
 // locked (splitting them at the range's edges; a locked mapping does not
 // merge with an unlocked one) and, unless onFault, every page is faulted in
 // and allocated on the host before Mlock returns (for writing where the
-// mapping is private and writable, breaking copy-on-write; PROT_NONE
-// mappings are not faulted in), as Linux populates them. With onFault,
+// mapping is private and writable, breaking copy-on-write), as Linux
+// populates them. With onFault,
 // pages are locked as they are first touched. Locked pages stay resident:
 // Madvise(MADV_DONTNEED) on them fails. Pages already locked stay locked
 // (onFault replaces the mode). Locks are not inherited by Clone.
@@ -37,9 +38,13 @@ func lockPageRange(addr hostarch.Addr, length uint64) (hostarch.Addr, uint64) {
 // again), if addr is not mapped (nothing changes), if part of the range is
 // not mapped or lies beyond the address space (the mapped parts before the
 // hole stay locked, unpopulated, as on Linux), or if the splits would
-// exceed MaxMapCount or the host budget (nothing changes); EINVAL if the
-// range wraps around the end of the address space's type; ErrClosed after
-// Close. Never EPERM (see Limits.Memlock).
+// exceed MaxMapCount or the host budget (nothing changes); ENOMEM too if a
+// page cannot be faulted in: a PROT_NONE mapping, or a file page past the
+// file's end (the range stays locked, populated up to that mapping, as
+// Linux's mlock reports its populate's EFAULT); EAGAIN if the host could not
+// back a page (Linux's ENOMEM from populating); EINVAL if the range wraps
+// around the end of the address space's type; ErrClosed after Close. Never
+// EPERM (see Limits.Memlock).
 func (as *AddressSpace) Mlock(addr hostarch.Addr, length uint64, onFault bool) error {
 	flags := vmLocked
 	if onFault {
@@ -68,8 +73,7 @@ func (as *AddressSpace) Mlock(addr hostarch.Addr, length uint64, onFault bool) e
 	if err != nil || length == 0 {
 		return err
 	}
-	as.lockPopulate(hostarch.AddrRange{Start: start, End: start + hostarch.Addr(length)})
-	return nil
+	return as.lockPopulate(hostarch.AddrRange{Start: start, End: start + hostarch.Addr(length)}, true)
 }
 
 // Munlock unlocks the pages of [addr, addr+length), as munlock(2) does:
@@ -122,7 +126,7 @@ func (as *AddressSpace) Mlockall(flags int) error {
 	as.lockAllLocked(flags)
 	as.mu.Unlock()
 	if flags&unix.MCL_CURRENT != 0 {
-		as.lockPopulate(hostarch.AddrRange{Start: 0, End: hostarch.Addr(as.size)})
+		as.lockPopulate(hostarch.AddrRange{Start: 0, End: hostarch.Addr(as.size)}, false)
 	}
 	return nil
 }
@@ -241,66 +245,110 @@ func (as *AddressSpace) applyLockLocked(op string, start hostarch.Addr, length u
 }
 
 // lockPopulate faults in and has the host allocate the pages of the
-// mappings in ar that are locked (not on fault) and accessible, as Linux's
-// __mm_populate does after mlock, taking the lock for a few MiB at a time.
-// A page that cannot be faulted in (past its file's end, say) ends the
-// mapping's population and the next mapping continues, as Linux ignores
-// such errors.
-func (as *AddressSpace) lockPopulate(ar hostarch.AddrRange) {
+// mappings in ar that are locked (not on fault), as Linux's __mm_populate
+// does after mlock, taking the lock for a few MiB at a time. A page that
+// cannot be faulted in (a PROT_NONE mapping, a file page past its file's
+// end) ends the mapping's population; then, if strict (mlock), the error
+// is returned as mlock returns it (ENOMEM, or EAGAIN where the host could
+// not back the page), and otherwise (mmap, mlockall, brk, mremap) the next
+// mapping continues, as Linux's mm_populate ignores such errors.
+func (as *AddressSpace) lockPopulate(ar hostarch.AddrRange, strict bool) error {
 	const chunk = 4 << 20
 	for cur := ar.Start; cur < ar.End; {
 		end := min(cur+chunk, ar.End)
 		as.mu.Lock()
 		if as.closed.Load() {
 			as.mu.Unlock()
-			return
+			return errClosedMgmt
 		}
-		as.lockPopulateLocked(hostarch.AddrRange{Start: cur, End: end})
+		err := as.lockPopulateLocked(hostarch.AddrRange{Start: cur, End: end}, strict)
 		as.mu.Unlock()
+		if err != nil {
+			return err
+		}
 		cur = end
 	}
+	return nil
 }
 
 // lockPopulateLocked is lockPopulate under the lock.
 //
 // Preconditions: as.mu is held.
-func (as *AddressSpace) lockPopulateLocked(ar hostarch.AddrRange) {
+func (as *AddressSpace) lockPopulateLocked(ar hostarch.AddrRange, strict bool) error {
+	cur := ar.Start
 	for _, v := range as.overlapping(ar) {
-		if v.flags&lockMask != vmLocked || !v.perms.Any() {
+		if strict && v.start > cur {
+			// Unmapped since Mlock marked it (by another goroutine).
+			return fmt.Errorf("addrspace: mlock: %#x is not mapped: %w", cur, unix.ENOMEM)
+		}
+		r := v.ar().Intersect(ar)
+		cur = r.End
+		if v.flags&lockMask != vmLocked {
+			continue
+		}
+		if !v.perms.Any() {
+			// Linux's populate cannot touch a PROT_NONE mapping (no
+			// FOLL_FORCE without access): EFAULT, which mlock turns into
+			// ENOMEM.
+			if strict {
+				return fmt.Errorf("addrspace: mlock: %#x is PROT_NONE and cannot be faulted in: %w", r.Start, unix.ENOMEM)
+			}
 			continue
 		}
 		// Linux populates for writing only where the first write would
 		// copy (private and writable), and reads the rest.
-		as.faultInLocked(v.ar().Intersect(ar), v.private && v.perms.Write)
+		if err := as.faultInLocked(r, v.private && v.perms.Write); err != nil && strict {
+			return err
+		}
 	}
+	if strict && cur < ar.End {
+		return fmt.Errorf("addrspace: mlock: %#x is not mapped: %w", cur, unix.ENOMEM)
+	}
+	return nil
 }
 
 // faultInLocked faults the pages of r, which lies in one VMA, in for an
-// access (a write if write) up to the first that fails, then has the host
-// allocate them.
+// access (a write if write) up to the first that fails, has the host
+// allocate them, and returns the error mlock returns for the page that
+// failed: ENOMEM, or EAGAIN where the host could not back it.
 //
 // Preconditions: as.mu is held.
-func (as *AddressSpace) faultInLocked(r hostarch.AddrRange, write bool) {
+func (as *AddressSpace) faultInLocked(r hostarch.AddrRange, write bool) error {
 	at := hostarch.Read
 	if write {
 		at = hostarch.Write
 	}
+	var err error
 	end := uint64(r.End)
 	for cur := uint64(r.Start); cur < end; {
 		ok := as.pt.AccessibleUpTo(cur, end, write, false)
 		if ok >= end {
 			break
 		}
-		if as.resolveLocked(hostarch.Addr(ok), unix.SIGSEGV, at, false) != nil {
+		if ferr := as.resolveLocked(hostarch.Addr(ok), unix.SIGSEGV, at, false); ferr != nil {
+			err = populateError(ferr)
 			end = ok
 			break
 		}
 		next := as.pt.AccessibleUpTo(ok, end, write, false)
 		if next <= ok {
+			err = fmt.Errorf("addrspace: mlock: the host could not back %#x: %w", ok, unix.EAGAIN)
 			end = ok
 			break
 		}
 		cur = next
 	}
 	as.pt.Commit(uint64(r.Start), end, write)
+	return err
+}
+
+// populateError is Linux's __mlock_posix_error_return applied to a fault
+// while populating: EAGAIN where the host could not back the page (the
+// kernel's ENOMEM), ENOMEM for the rest (the kernel's EFAULT).
+func populateError(ferr error) error {
+	var fe *FaultError
+	if errors.As(ferr, &fe) && fe.Reason == FaultHostMemory {
+		return fmt.Errorf("addrspace: mlock: %v: %w", ferr, unix.EAGAIN)
+	}
+	return fmt.Errorf("addrspace: mlock: cannot fault in: %v: %w", ferr, unix.ENOMEM)
 }

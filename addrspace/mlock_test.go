@@ -160,8 +160,9 @@ func TestMlock(t *testing.T) {
 
 // TestMlockKeepsBytes checks that locking faults pages in without changing
 // them: written anonymous pages, a private file mapping's pages (read,
-// not copied, where read-only), and that a locked page's bytes survive a
-// refused DONTNEED.
+// not copied, where read-only; ENOMEM for a page past the file's end, as
+// Linux's mlock), and that a locked page's bytes survive a refused
+// DONTNEED.
 func TestMlockKeepsBytes(t *testing.T) {
 	data := pattern(3*pg, 9)
 	f := tempFile(t, data, os.O_RDONLY)
@@ -172,8 +173,13 @@ func TestMlockKeepsBytes(t *testing.T) {
 	if err := as.Mlock(a, 4*pg, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := as.Mlock(fm, 4*pg, false); err != nil {
-		t.Fatal(err) // the page past the file's end is skipped, as Linux ignores it
+	// The page past the file's end cannot be faulted in: Linux's mlock
+	// locks the range, populates the pages before it, and fails.
+	if err := as.Mlock(fm, 4*pg, false); !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("Mlock over a page past the file's end = %v, want ENOMEM", err)
+	}
+	if m, _ := lockLookup(as, fm); !m.Locked || m.Range.Length() != 4*pg {
+		t.Fatalf("after a failed populate the mapping is %+v", m)
 	}
 	if got := string(readAt(t, as, a+pg, 5)); got != "hello" {
 		t.Fatalf("locked page reads %q", got)

@@ -389,5 +389,5 @@ func (as *AddressSpace) checkGrowthLocked(v *vma, oldLen, newLen uint64) error {
 //
 // Preconditions: as.mu is held.
 func (as *AddressSpace) populateGrowthLocked(start, end hostarch.Addr) {
-	as.lockPopulateLocked(hostarch.AddrRange{Start: start, End: end})
+	as.lockPopulateLocked(hostarch.AddrRange{Start: start, End: end}, false)
 }
