@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -410,4 +411,66 @@ func TestHostDiffLimits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { runHL(t, tc.steps) })
 	}
+}
+
+func hlMlockall(flags int) hlStep {
+	return hlStep{
+		name: fmt.Sprintf("mlockall(%#x)", flags),
+		sim:  func(as *AddressSpace) (uint64, unix.Errno) { return hlErr(as.Mlockall(flags)) },
+		host: func(r *hlRun) (uint64, unix.Errno) { return hlSys(unix.SYS_MLOCKALL, uintptr(flags), 0, 0) },
+	}
+}
+
+func hlMunlockall() hlStep {
+	return hlStep{
+		name: "munlockall()",
+		sim:  func(as *AddressSpace) (uint64, unix.Errno) { return hlErr(as.Munlockall()) },
+		host: func(r *hlRun) (uint64, unix.Errno) { return hlSys(unix.SYS_MUNLOCKALL, 0, 0, 0) },
+	}
+}
+
+// TestHostDiffMlockall compares mlockall and munlockall. mlockall locks the
+// whole host process (the Go runtime's memory too; MCL_FUTURE every later
+// mapping), so the comparison runs in a child process: the test binary
+// again, running only this test.
+//
+// The sequence avoids what the host's own locking would blur: after
+// MCL_FUTURE the host also locks and populates the mappings mmsim makes
+// for its views, so residency there is compared only where mmsim
+// populates the whole mapping itself (MCL_FUTURE without MCL_ONFAULT) or
+// nothing is populated (MCL_ONFAULT).
+func TestHostDiffMlockall(t *testing.T) {
+	if os.Getenv("MMSIM_HOSTDIFF_MLOCKALL") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHostDiffMlockall$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "MMSIM_HOSTDIFF_MLOCKALL=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the child process failed: %v\n%s", err, out)
+		}
+		if !bytes.Contains(out, []byte("--- PASS: TestHostDiffMlockall")) {
+			t.Fatalf("the child process did not run the comparison:\n%s", out)
+		}
+		return
+	}
+	defer unix.Munlockall()
+	rw, r, none := hostarch.ReadWrite, hostarch.Read, hostarch.NoAccess
+	runHL(t, []hlStep{
+		hlMlockall(0),
+		hlMlockall(unix.MCL_ONFAULT),
+		hlMlockall(0x100 | unix.MCL_CURRENT),
+		hlMmap(10, 8, rw, true, false, false),
+		hlMmap(20, 4, r, true, false, false),
+		hlMmap(30, 2, none, true, false, false),
+		hlMlockall(unix.MCL_CURRENT | unix.MCL_ONFAULT),
+		hlWrite(12*pg, 1),
+		hlMlockall(unix.MCL_CURRENT),
+		hlMunlockall(),
+		hlMlockall(unix.MCL_FUTURE),
+		hlMmap(40, 4, rw, true, false, false),
+		hlMlockall(unix.MCL_FUTURE | unix.MCL_ONFAULT),
+		hlMmap(50, 4, rw, true, false, false),
+		hlMlockall(unix.MCL_CURRENT),
+		hlMmap(60, 4, rw, true, false, false),
+		hlMunlockall(),
+	})
 }
