@@ -322,6 +322,9 @@ func TestMlockall(t *testing.T) {
 		t.Fatal(err)
 	}
 	a = mustMmap(t, as, MmapOpts{Length: pg, Perms: hostarch.Read, Private: true})
+	if res, _ := as.Mincore(a, pg); res[0] {
+		t.Fatal("a mapping made after Munlockall was populated")
+	}
 	for _, m := range as.Mappings() {
 		if m.Locked || m.LockOnFault {
 			t.Fatalf("after Munlockall: %+v", m)
