@@ -260,3 +260,66 @@ func TestGrowsDownRace(t *testing.T) {
 		}
 	}
 }
+
+// TestMlockRace runs Mlock, Munlock, Mlockall, Munmap, Mmap and copies
+// over the same pages at once under -race: every call returns nil or the
+// errno Linux could (ENOMEM for a range unmapped meanwhile, EFAULT for a
+// copy of one), and the space stays whole.
+func TestMlockRace(t *testing.T) {
+	as := newAS(t, 1<<30)
+	const base = hostarch.Addr(0x100_0000)
+	mustMmap(t, as, MmapOpts{Addr: base, Length: 64 * pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	run := func(f func(i int) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				if err := f(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	allow := func(err error, ok ...unix.Errno) error {
+		for _, e := range ok {
+			if errors.Is(err, e) {
+				return nil
+			}
+		}
+		return err
+	}
+	run(func(i int) error { return allow(as.Mlock(base+hostarch.Addr(i%60)*pg, 4*pg, i%3 == 0), unix.ENOMEM) })
+	run(func(i int) error { return allow(as.Munlock(base+hostarch.Addr(i%50)*pg, 8*pg), unix.ENOMEM) })
+	run(func(i int) error {
+		if i%2 == 0 {
+			return as.Mlockall(unix.MCL_CURRENT | unix.MCL_ONFAULT)
+		}
+		return as.Munlockall()
+	})
+	run(func(i int) error {
+		a := base + hostarch.Addr(i%64)*pg
+		if err := as.Munmap(a, pg); err != nil {
+			return err
+		}
+		_, err := as.Mmap(MmapOpts{Addr: a, Length: pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
+		return err
+	})
+	run(func(i int) error {
+		_, err := as.CopyOut(ctx, base+hostarch.Addr(i*977%(64*pg)), []byte("abcdefgh"), noOpt)
+		return allow(err, unix.EFAULT)
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := as.Munlockall(); err != nil {
+		t.Fatal(err)
+	}
+	if ms := as.Mappings(); len(ms) != 1 || ms[0].Range != (hostarch.AddrRange{Start: base, End: base + 64*pg}) {
+		t.Fatalf("after the race: %+v", ms)
+	}
+}
