@@ -280,7 +280,9 @@ type MmapOpts struct {
 	// accessible mapping below, extends it to that address's page instead
 	// of faulting, within Limits.Stack, Limits.AS and (if locked)
 	// Limits.Memlock, never below MinAddr. Every access path grows it: the
-	// copies, the atomics, CopyOutFrom and CopyInTo. Mmap fails with
+	// copies, the atomics, CopyOutFrom and CopyInTo, with or without
+	// IOOpts.IgnorePermissions (Linux's /proc/PID/mem and ptrace grow a
+	// stack too). Mmap fails with
 	// EINVAL for a file or shared mapping that grows down. A mapping that
 	// grows down does not count against Limits.Data, and Mmap without a
 	// fixed address leaves the 256 pages below it free, as Linux does.

@@ -47,9 +47,9 @@ func (as *AddressSpace) forMapped(op string, ar hostarch.AddrRange, split bool, 
 //
 // Errors (wrapping a unix.Errno): EINVAL for other advice, an unaligned
 // addr, or a range that overflows, and for MADV_DONTNEED on locked pages
-// (Mlock; the mapped parts before them are advised, as on Linux); ENOMEM if part of the range is not mapped
-// or lies beyond the address space, after every mapped part was advised,
-// as on Linux; ErrClosed after Close.
+// (Mlock; the mapped parts before them are advised, as on Linux); ENOMEM
+// if part of the range is not mapped or lies beyond the address space,
+// after every mapped part was advised, as on Linux; ErrClosed after Close.
 func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) error {
 	switch advice {
 	case unix.MADV_NORMAL, unix.MADV_RANDOM, unix.MADV_SEQUENTIAL, unix.MADV_WILLNEED, unix.MADV_DONTNEED:

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/mmsim/mmsim/hostarch"
+	"github.com/mmsim/mmsim/usermem"
 	"golang.org/x/sys/unix"
 )
 
@@ -382,6 +383,8 @@ func TestHostDiffLimits(t *testing.T) {
 		{"growsdown: the lowest piece grows, keeping its permissions", []hlStep{hlMmap(900, 4, rw, true, true, false),
 			hlMprotect(900, 1, r), hlRead(890*P, 1), hlWrite(880*P, 1)}},
 		{"growsdown: shared", []hlStep{hlMmap(900, 4, rw, false, true, false)}},
+		{"growsdown: /proc/self/mem grows it too", []hlStep{hlMmap(900, 4, rw, true, true, false), hlReadForce(899*P, 1)}},
+		{"growsdown: /proc/self/mem far below, read-only stack", []hlStep{hlMmap(900, 4, r, true, true, false), hlReadForce(700*P+3, 5)}},
 		{"growsdown, locked: growth is locked, only the touched page resident", []hlStep{hlMmap(900, 4, rw, true, true, true),
 			hlWrite(895*P, 1)}},
 		{"MAP_LOCKED", []hlStep{hlMmap(10, 8, rw, true, false, true)}},
@@ -473,4 +476,20 @@ func TestHostDiffMlockall(t *testing.T) {
 		hlMmap(60, 4, rw, true, false, false),
 		hlMunlockall(),
 	})
+}
+
+// hlReadForce reads n bytes at off with IgnorePermissions (the host's
+// /proc/self/mem, get_user_pages with FOLL_FORCE).
+func hlReadForce(off hostarch.Addr, n int) hlStep {
+	return hlStep{
+		name: fmt.Sprintf("readForce(%#x, %d)", off, n),
+		sim: func(as *AddressSpace) (uint64, unix.Errno) {
+			k, err := as.CopyIn(ctx, off, make([]byte, n), usermem.IOOpts{IgnorePermissions: true})
+			return uint64(k), errnoOf(err)
+		},
+		host: func(r *hlRun) (uint64, unix.Errno) {
+			b, e := r.h.copyIn(off, uint64(n), true)
+			return uint64(len(b)), e
+		},
+	}
 }

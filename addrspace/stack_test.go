@@ -43,10 +43,6 @@ func TestGrowsDownAccessPaths(t *testing.T) {
 			_, err := as.CopyIn(ctx, a, make([]byte, 4), noOpt)
 			return err
 		}, false},
-		{"CopyIn IgnorePermissions", func(as *AddressSpace, a hostarch.Addr) error {
-			_, err := as.CopyIn(ctx, a, make([]byte, 4), usermem.IOOpts{IgnorePermissions: true})
-			return err
-		}, false},
 		{"ZeroOut", func(as *AddressSpace, a hostarch.Addr) error {
 			_, err := as.ZeroOut(ctx, a, 4, noOpt)
 			return err
@@ -195,6 +191,30 @@ func TestGrowsDownRules(t *testing.T) {
 				t.Fatalf("byte %d at %#x", b[0], tc.addr)
 			}
 		})
+	}
+}
+
+// TestGrowsDownIgnorePermissions checks that IgnorePermissions accesses
+// grow a stack too, as Linux's /proc/PID/mem and ptrace do
+// (__access_remote_vm expands the stack), even one whose lowest page is
+// read-only.
+func TestGrowsDownIgnorePermissions(t *testing.T) {
+	as := newAS(t, 1<<30)
+	newStack(t, as, MmapOpts{})
+	if err := as.Mprotect(stackTop-4*pg, pg, hostarch.Read); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.CopyIn(ctx, stackTop-5*pg, make([]byte, 1), usermem.IOOpts{IgnorePermissions: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.CopyOut(ctx, stackTop-6*pg, []byte{7}, usermem.IOOpts{IgnorePermissions: true}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := lockLookup(as, stackTop-6*pg); m.Range != (hostarch.AddrRange{Start: stackTop - 6*pg, End: stackTop - 3*pg}) || m.Perms != hostarch.Read {
+		t.Fatalf("after IgnorePermissions growth: %+v", m)
+	}
+	if b := readAt(t, as, stackTop-6*pg, 1); b[0] != 7 {
+		t.Fatalf("byte %d", b[0])
 	}
 }
 
