@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,13 +25,18 @@ import (
 // (range, permissions, and the VmFlags gd, lo and lf from
 // /proc/self/smaps) and the residency of every page (mincore) must agree.
 //
+// Limits: RLIMIT_STACK and RLIMIT_MEMLOCK are compared in a child process
+// that sets them small and drops CAP_IPC_LOCK (TestHostDiffRlimits); the
+// other runs give the AddressSpace the host's RLIMIT_STACK.
+//
 // What is not compared, and why:
-//   - Limits: the test runs as root with CAP_IPC_LOCK, which exempts the
-//     host from RLIMIT_MEMLOCK (and whose absence would make mlock EPERM
-//     where mmsim's unlimited 0 allows it). AS, Data and Memlock are
-//     covered by table tests (limits_test.go, mlock_test.go); the host's
-//     RLIMIT_STACK is given to the AddressSpace, so stack growth is
-//     compared under the same limit.
+//   - RLIMIT_AS and RLIMIT_DATA, and mlockall(MCL_CURRENT)'s limit: the
+//     host counts the whole test process (the Go runtime's memory), an
+//     AddressSpace only its own mappings. Table tests cover them
+//     (limits_test.go, mlock_test.go). MCL_FUTURE under a small
+//     RLIMIT_MEMLOCK would make the Go runtime's own mmap fail.
+//   - RLIMIT_MEMLOCK of 0: Linux refuses every lock with EPERM, mmsim's 0
+//     is unlimited (see Limits.Memlock).
 //   - Mlock past the end of the space: the host range is bounded by other
 //     host mappings (the guards), not by the end of an address space.
 //   - Deliberate difference: a locked mapping that Linux could not fault
@@ -344,7 +350,11 @@ func hostSmaps(base uintptr, size uint64) []string {
 
 func runHL(t *testing.T, steps []hlStep) {
 	t.Helper()
-	r := newHLRun(t)
+	runHLOn(t, newHLRun(t), steps)
+}
+
+func runHLOn(t *testing.T, r *hlRun, steps []hlStep) {
+	t.Helper()
 	for i, s := range steps {
 		n, e := s.sim(r.as)
 		hn, he := s.host(r)
@@ -491,5 +501,90 @@ func hlReadForce(off hostarch.Addr, n int) hlStep {
 			b, e := r.h.copyIn(off, uint64(n), true)
 			return uint64(len(b)), e
 		},
+	}
+}
+
+func hlMremap(at, oldPages, newPages int, flags int) hlStep {
+	return hlStep{
+		name: fmt.Sprintf("mremap(page %d, %d pages, %d pages, %#x)", at, oldPages, newPages, flags),
+		sim: func(as *AddressSpace) (uint64, unix.Errno) {
+			_, err := as.Mremap(hostarch.Addr(at*pg), uint64(oldPages*pg), uint64(newPages*pg), flags, 0)
+			return hlErr(err)
+		},
+		host: func(r *hlRun) (uint64, unix.Errno) {
+			_, _, e := unix.Syscall6(unix.SYS_MREMAP, r.h.base+uintptr(at*pg), uintptr(oldPages*pg), uintptr(newPages*pg), uintptr(flags), 0, 0)
+			return 0, e
+		},
+	}
+}
+
+// TestHostDiffRlimits compares RLIMIT_STACK and RLIMIT_MEMLOCK with the
+// host's, in a child process (the test binary again) that sets both small
+// and drops CAP_IPC_LOCK from the thread the host calls run on (the
+// capability exempts a process from RLIMIT_MEMLOCK; capabilities are per
+// thread, so the test goroutine stays on it).
+func TestHostDiffRlimits(t *testing.T) {
+	if os.Getenv("MMSIM_HOSTDIFF_RLIMITS") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHostDiffRlimits$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "MMSIM_HOSTDIFF_RLIMITS=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the child process failed: %v\n%s", err, out)
+		}
+		if !bytes.Contains(out, []byte("--- PASS: TestHostDiffRlimits")) {
+			t.Fatalf("the child process did not run the comparison:\n%s", out)
+		}
+		return
+	}
+	const stackPages, lockPages = 64, 16
+	if err := unix.Setrlimit(unix.RLIMIT_STACK, &unix.Rlimit{Cur: stackPages * pg, Max: unix.RLIM_INFINITY}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: lockPages * pg, Max: lockPages * pg}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile("/proc/thread-self/status"); !bytes.Contains(b, []byte("VmLck:\t       0 kB")) {
+		t.Skipf("the process has locked memory already:\n%s", b)
+	}
+	rw := hostarch.ReadWrite
+	const P = hostarch.Addr(pg)
+	for _, tc := range []struct {
+		name  string
+		steps []hlStep
+	}{
+		{"stack within RLIMIT_STACK", []hlStep{hlMmap(900, 4, rw, true, true, false), hlWrite((964-stackPages)*P, 1)}},
+		{"stack beyond RLIMIT_STACK", []hlStep{hlMmap(900, 4, rw, true, true, false), hlWrite((964-stackPages)*P-1, 1)}},
+		{"locked stack beyond RLIMIT_MEMLOCK", []hlStep{hlMmap(900, 4, rw, true, true, true),
+			hlWrite((904-lockPages)*P, 1), hlWrite((904-lockPages)*P-1, 1)}},
+		{"MAP_LOCKED within", []hlStep{hlMmap(10, lockPages, rw, true, false, true)}},
+		{"MAP_LOCKED beyond: EAGAIN", []hlStep{hlMmap(10, lockPages+1, rw, true, false, true)}},
+		{"MAP_LOCKED replacing locked pages counts them", []hlStep{hlMmap(10, 10, rw, true, false, true),
+			hlMmap(10, 10, rw, true, false, true)}},
+		{"mlock within, beyond, and again over locked pages", []hlStep{hlMmap(10, 40, rw, true, false, false),
+			hlMlock(10*P, lockPages*pg, false), hlMlock(30*P, pg, false), hlMlock(12*P, 4*pg, true), hlMunlock(10*P, 2*pg),
+			hlMlock(30*P, 2*pg, false), hlMlock(40*P, pg, false)}},
+		{"mlock beyond in one call", []hlStep{hlMmap(10, 40, rw, true, false, false), hlMlock(10*P, (lockPages+1)*pg, false)}},
+		{"mremap growth of a locked mapping", []hlStep{hlMmap(10, 10, rw, true, false, true),
+			hlMremap(10, 10, lockPages, unix.MREMAP_MAYMOVE), hlMremap(10, lockPages, lockPages+1, unix.MREMAP_MAYMOVE)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The thread this goroutine ends on is discarded (the runtime
+			// ends a thread still locked when its goroutine exits).
+			runtime.LockOSThread()
+			hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+			var caps [2]unix.CapUserData
+			if err := unix.Capget(&hdr, &caps[0]); err != nil {
+				t.Fatal(err)
+			}
+			caps[0].Effective &^= 1 << unix.CAP_IPC_LOCK
+			if err := unix.Capset(&hdr, &caps[0]); err != nil {
+				t.Skipf("cannot drop CAP_IPC_LOCK: %v", err)
+			}
+			r := newHLRun(t)
+			if err := r.as.SetLimits(Limits{Stack: stackPages * pg, Memlock: lockPages * pg}); err != nil {
+				t.Fatal(err)
+			}
+			runHLOn(t, r, tc.steps)
+		})
 	}
 }
