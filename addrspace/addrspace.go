@@ -916,7 +916,7 @@ func (as *AddressSpace) mprotectLocked(ar hostarch.AddrRange, perms hostarch.Acc
 			as.splitAt(cur)
 			as.splitAt(end)
 			v = as.find(cur)
-			oldAccount := v.account
+			oldAccount, oldPerms := v.account, v.perms
 			v.perms = perms
 			if perms.Write && v.private {
 				v.account = true // Linux's VM_ACCOUNT, kept once set
@@ -925,6 +925,7 @@ func (as *AddressSpace) mprotectLocked(ar hostarch.AddrRange, perms hostarch.Acc
 				v.account = oldAccount
 				return fmt.Errorf("addrspace: mprotect: %w", err)
 			}
+			as.mprotectPopulateLocked(v, oldPerms)
 		}
 		cur = end
 	}

@@ -345,3 +345,15 @@ func populateError(ferr error) error {
 	}
 	return fmt.Errorf("addrspace: mlock: cannot fault in: %v: %w", ferr, unix.ENOMEM)
 }
+
+// mprotectPopulateLocked is the populate of Linux's mprotect_fixup: a
+// locked private mapping that becomes writable is faulted in for writing
+// at once (copy-on-write broken: private file pages copied), so that its
+// pages stay resident as they will be written.
+//
+// Preconditions: as.mu is held; v is in the tree with its new permissions.
+func (as *AddressSpace) mprotectPopulateLocked(v *vma, old hostarch.AccessType) {
+	if v.private && !old.Write && v.perms.Write && v.flags&lockMask == vmLocked {
+		as.faultInLocked(v.ar(), true)
+	}
+}

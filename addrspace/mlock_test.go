@@ -378,3 +378,33 @@ func lockLookup(as *AddressSpace, addr hostarch.Addr) (Mapping, bool) {
 	}
 	return Mapping{}, false
 }
+
+// TestMlockMprotectWritable checks Linux's mprotect_fixup populate: a
+// locked private file mapping made writable gets its private copies at
+// once, so that later changes to the file no longer show through it; an
+// unlocked one still shows them until written.
+func TestMlockMprotectWritable(t *testing.T) {
+	for _, locked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("locked=%v", locked), func(t *testing.T) {
+			f := tempFile(t, pattern(2*pg, 1), os.O_RDWR)
+			as := newAS(t, 1<<30)
+			a := mustMmap(t, as, MmapOpts{Length: 2 * pg, Perms: hostarch.Read, Private: true, File: f, Locked: locked})
+			if err := as.Mprotect(a, 2*pg, hostarch.ReadWrite); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte("changed"), 0); err != nil {
+				t.Fatal(err)
+			}
+			got := string(readAt(t, as, a, 7))
+			if locked && got == "changed" {
+				t.Fatal("a locked private mapping made writable still shows the file's changes (no private copy)")
+			}
+			if !locked && got != "changed" {
+				t.Fatalf("an unlocked private mapping never written reads %q, want the file's change", got)
+			}
+			if st := mustStats(t, as); (st.PrivateCopies == 2) != locked {
+				t.Fatalf("PrivateCopies = %d (locked %v)", st.PrivateCopies, locked)
+			}
+		})
+	}
+}
