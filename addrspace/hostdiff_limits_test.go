@@ -420,6 +420,9 @@ func TestHostDiffLimits(t *testing.T) {
 			hlMunlock(10*P, 10*pg)}},
 		{"DONTNEED of locked pages", []hlStep{hlMmap(10, 8, rw, true, false, false), hlWrite(10*P, 8*pg),
 			hlMlock(14*P, 4*pg, false), hlMadvise(10*P, 8*pg, unix.MADV_DONTNEED), hlMadvise(14*P, pg, unix.MADV_DONTNEED)}},
+		{"a page mapped again between locked neighbours keeps its own anon_vma", []hlStep{hlMmap(10, 3, rw, true, false, false),
+			hlWrite(10*P, 3*pg), hlMlock(10*P, 3*pg, false), hlMunmap(11), hlMmap(11, 1, rw, true, false, false),
+			hlMunlock(10*P, 3*pg)}},
 		{"DONTNEED of a locked shared mapping", []hlStep{hlMmap(10, 4, rw, false, false, true), hlMadvise(10*P, 4*pg, unix.MADV_DONTNEED)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { runHL(t, tc.steps) })
@@ -586,5 +589,16 @@ func TestHostDiffRlimits(t *testing.T) {
 			}
 			runHLOn(t, r, tc.steps)
 		})
+	}
+}
+
+// hlMunmap unmaps page at.
+func hlMunmap(at int) hlStep {
+	return hlStep{
+		name: fmt.Sprintf("munmap(page %d)", at),
+		sim:  func(as *AddressSpace) (uint64, unix.Errno) { return hlErr(as.Munmap(hostarch.Addr(at*pg), pg)) },
+		host: func(r *hlRun) (uint64, unix.Errno) {
+			return hlSys(unix.SYS_MUNMAP, r.h.base+uintptr(at*pg), pg, 0)
+		},
 	}
 }
