@@ -11,7 +11,13 @@ import (
 // of a Linux process (setrlimit(2)), in bytes. 0 means unlimited
 // (RLIM_INFINITY). As on Linux, AS, Data and Memlock count whole pages: a
 // limit is rounded down to a page (so a Memlock below the page size allows
-// no locked page at all).
+// no locked page at all). Clone gives the new space the same limits, as
+// fork does.
+//
+// Cost: the usage a limit is checked against (Linux's total_vm, data_vm,
+// locked_vm) is added up from the mappings when a call needs it, so a call
+// that a set limit applies to walks the mappings (about 4 µs for 1,000 on
+// the development machine); with no limit set, nothing is counted.
 type Limits struct {
 	// AS is RLIMIT_AS: the most bytes of mappings the space may hold.
 	// Mmap, Mremap growth, Brk and stack growth (MmapOpts.GrowsDown) that
@@ -36,7 +42,8 @@ type Limits struct {
 	// Mlockall, MmapOpts.Locked, mappings made under MCL_FUTURE). Mlock and
 	// Mlockall(MCL_CURRENT) fail with ENOMEM beyond it; Mmap, Brk and
 	// Mremap growth of a locked mapping fail with EAGAIN, as Linux's
-	// mlock_future_ok makes them. Linux refuses every lock with EPERM when
+	// mlock_future_ok makes them; a locked stack stops growing (the access
+	// faults). Linux refuses every lock with EPERM when
 	// RLIMIT_MEMLOCK is 0 (without CAP_IPC_LOCK); here 0 is unlimited, so
 	// no call returns EPERM: a Memlock below the page size refuses every
 	// lock with the errors above instead.
