@@ -45,8 +45,10 @@ unit:
 #     a thousand 1 GiB ones) take more than 20 GB of host memory;
 #   TestModel: qemu's mincore(2) fails with ENOMEM on pages that are not
 #     readable (Linux does not), and the model checks Mincore;
-#   TestHostDiff, TestHostDiffCases: the reference is the host kernel, and
-#     under qemu the "host" is qemu's emulation of mremap and friends;
+#   TestHostDiff, TestHostDiffCases, TestHostDiffLimits, TestHostDiffMlockall,
+#   TestHostDiffRlimits: the reference is the host kernel, and under qemu
+#     the "host" is qemu's emulation of mremap and friends (and of stack
+#     growth, mlock and /proc/self/smaps);
 #   TestModelHostAccount, TestHostBudgetExhaustion: they compare with and
 #     fill the host's own mappings, which under qemu are qemu's (it maps
 #     guest memory its own way, and 60,000 guest mappings exhaust it);
@@ -57,7 +59,7 @@ unit:
 #   TestMmapPopulate: qemu-user takes madvise(MADV_POPULATE_WRITE) for a
 #     hint it may ignore, and does.
 QEMU_AARCH64 ?= qemu-aarch64
-ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate)$$
+ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate)$$
 
 arm64:
 	GOARCH=arm64 $(GO) build ./...

@@ -130,7 +130,7 @@ func TestLimitsExhausted(t *testing.T) {
 			// The new pages are locked and resident, as Linux populates them.
 			res, _ := as.Mincore(a, 10*pg)
 			for i, r := range res {
-				if !r {
+				if !r && hostPopulates() {
 					return fmt.Errorf("page %d of the grown locked mapping is not resident", i)
 				}
 			}
