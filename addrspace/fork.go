@@ -49,7 +49,6 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 	as.vmas.Ascend(func(v *vma) bool { vmas = append(vmas, v); return true })
 	for _, v := range vmas {
 		cv := *v
-		cv.flags &^= lockMask
 		if v.file != nil {
 			r, err := child.adoptFile(v.file)
 			if err != nil {
@@ -69,6 +68,10 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 	// Linux's fork gives each of the child's VMAs an anon_vma of its own.
 	child.nextAnonID = as.nextAnonID
 	child.freshAnonIDs()
+	// Only then drop the locks (dup_mmap's VM_LOCKED_MASK): a VMA that
+	// was apart for its lock keeps an anon_vma of its own, as in Linux's
+	// child, where it stays a VMA of its own.
+	child.vmas.Ascend(func(v *vma) bool { v.flags &^= lockMask; return true })
 	return child, nil
 }
 

@@ -444,3 +444,25 @@ func TestMlockMprotectWritable(t *testing.T) {
 		})
 	}
 }
+
+// TestMlockCloneKeepsVMAs checks that the child of a space with a locked
+// piece in a mapping shows the pieces apart, unlocked, as Linux's child
+// does (dup_mmap clears VM_LOCKED but merges nothing, and each VMA gets an
+// anon_vma of its own).
+func TestMlockCloneKeepsVMAs(t *testing.T) {
+	as := newAS(t, 1<<30)
+	mustMmap(t, as, MmapOpts{Addr: lockBase, Length: 8 * pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
+	writeAt(t, as, lockBase, "x")
+	if err := as.Mlock(lockBase+2*pg, 2*pg, false); err != nil {
+		t.Fatal(err)
+	}
+	c := mustClone(t, as)
+	defer c.Close()
+	// (The child's residency is not the point: only the mappings.)
+	if s, _, _ := strings.Cut(lockState(t, c), "resident"); s != lr(0, 2)+"; "+lr(2, 4)+"; "+lr(4, 8)+"; " {
+		t.Fatalf("child: %s", s)
+	}
+	if s, _, _ := strings.Cut(lockState(t, as), "resident"); s != lr(0, 2)+"; "+lr(2, 4)+" L; "+lr(4, 8)+"; " {
+		t.Fatalf("parent: %s", s)
+	}
+}
