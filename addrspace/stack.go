@@ -39,9 +39,11 @@ func (v *vma) startGap() hostarch.Addr {
 // Limits.Memlock. Growth of a locked mapping does not fault the new pages
 // in (nor does Linux's).
 //
-// Preconditions: as.mu is held; no VMA contains addr.
+// It returns false, changing nothing, if a mapping contains addr already.
+//
+// Preconditions: as.mu is held.
 func (as *AddressSpace) growStackLocked(addr hostarch.Addr) bool {
-	if uint64(addr) >= as.size {
+	if uint64(addr) >= as.size || as.find(addr) != nil {
 		return false
 	}
 	var v *vma
