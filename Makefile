@@ -57,9 +57,10 @@ unit:
 #   TestDescriptorsExhausted: it re-executes itself under RLIMIT_NOFILE,
 #     which under qemu limits qemu's own descriptors too;
 #   TestMmapPopulate: qemu-user takes madvise(MADV_POPULATE_WRITE) for a
-#     hint it may ignore, and does.
+#     hint it may ignore, and does;
+#   TestMlockallHugeSpace: a space of 2^46 bytes, as FuzzHostile's seeds.
 QEMU_AARCH64 ?= qemu-aarch64
-ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate)$$
+ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate|TestMlockallHugeSpace)$$
 
 arm64:
 	GOARCH=arm64 $(GO) build ./...

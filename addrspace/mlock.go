@@ -255,12 +255,21 @@ func (as *AddressSpace) applyLockLocked(op string, start hostarch.Addr, length u
 func (as *AddressSpace) lockPopulate(ar hostarch.AddrRange, strict bool) error {
 	const chunk = 4 << 20
 	for cur := ar.Start; cur < ar.End; {
-		end := min(cur+chunk, ar.End)
 		as.mu.Lock()
 		if as.closed.Load() {
 			as.mu.Unlock()
 			return errClosedMgmt
 		}
+		if as.find(cur) == nil {
+			// Skip the hole (the space may be huge and sparse).
+			next, ok := as.nextStart(cur)
+			if !ok || next >= ar.End {
+				as.mu.Unlock()
+				return nil
+			}
+			cur = next
+		}
+		end := min(cur+chunk, ar.End)
 		err := as.lockPopulateLocked(hostarch.AddrRange{Start: cur, End: end}, strict)
 		as.mu.Unlock()
 		if err != nil {

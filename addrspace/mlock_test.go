@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/mmsim/mmsim/hostarch"
@@ -464,5 +465,31 @@ func TestMlockCloneKeepsVMAs(t *testing.T) {
 	}
 	if s, _, _ := strings.Cut(lockState(t, as), "resident"); s != lr(0, 2)+"; "+lr(2, 4)+" L; "+lr(4, 8)+"; " {
 		t.Fatalf("parent: %s", s)
+	}
+}
+
+// TestMlockallHugeSpace checks that Mlockall(MCL_CURRENT) of a sparse
+// space of 2^46 bytes populates its few pages without walking the holes.
+func TestMlockallHugeSpace(t *testing.T) {
+	as := newAS(t, 1<<46)
+	hi := mustMmap(t, as, MmapOpts{Addr: 1<<46 - 2*pg, Length: 2 * pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
+	lo := mustMmap(t, as, MmapOpts{Addr: lockBase, Length: pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
+	done := make(chan error, 1)
+	go func() { done <- as.Mlockall(unix.MCL_CURRENT) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Mlockall of a sparse 2^46-byte space did not return in 3 s: it walks the holes")
+	}
+	for _, a := range []hostarch.Addr{lo, hi, hi + pg} {
+		if m, _ := lockLookup(as, a); !m.Locked {
+			t.Fatalf("%#x not locked: %+v", a, m)
+		}
+		if res, _ := as.Mincore(a, pg); hostPopulates() && !res[0] {
+			t.Fatalf("%#x not resident", a)
+		}
 	}
 }
