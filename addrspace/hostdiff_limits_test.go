@@ -39,11 +39,15 @@ import (
 //     is unlimited (see Limits.Memlock).
 //   - Mlock past the end of the space: the host range is bounded by other
 //     host mappings (the guards), not by the end of an address space.
-//   - Deliberate difference: a locked mapping that Linux could not fault
-//     in (a file page past its end) is the same, but mmsim also has the
-//     host allocate the memory-file pages (MAP_POPULATE-style) where
-//     Linux's mlock leaves a read-only private page on the shared zero
-//     page; mincore reports both as resident, so the test cannot tell.
+//   - File mappings: the runs map anonymous memory only; mlock's ENOMEM
+//     for a file page past its end and the copy-on-write that Mprotect
+//     makes in a locked private file mapping are table tests
+//     (mlock_test.go), from Linux's source.
+//   - Deliberate difference, invisible here: a locked read-only private
+//     anonymous page is a memory-file page of its own in mmsim, where
+//     Linux maps the shared zero page; mincore reports both resident.
+//   - fork: a Go test cannot fork without exec, so Clone's dropping of the
+//     locks (dup_mmap) is a table test (TestMlockClone*).
 
 // hlPages is the size of the host range, in pages: more than the stack
 // guard gap (256 pages) with room on both sides.
