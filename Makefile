@@ -45,8 +45,10 @@ unit:
 #     a thousand 1 GiB ones) take more than 20 GB of host memory;
 #   TestModel: qemu's mincore(2) fails with ENOMEM on pages that are not
 #     readable (Linux does not), and the model checks Mincore;
-#   TestHostDiff, TestHostDiffCases, TestHostDiffFlags: the reference is the host kernel, and
-#     under qemu the "host" is qemu's emulation of mremap and friends;
+#   TestHostDiff, TestHostDiffCases, TestHostDiffFlags, TestHostDiffLimits,
+#   TestHostDiffMlockall, TestHostDiffRlimits: the reference is the host
+#     kernel, and under qemu the "host" is qemu's emulation of mremap and
+#     friends (and of stack growth, mlock and /proc/self/smaps);
 #   TestModelHostAccount, TestHostBudgetExhaustion: they compare with and
 #     fill the host's own mappings, which under qemu are qemu's (it maps
 #     guest memory its own way, and 60,000 guest mappings exhaust it);
@@ -59,9 +61,10 @@ unit:
 #   TestTLBTruncatedFile (examples/rv64): qemu-user reports the SIGBUS of a
 #     file page beyond EOF at the address of its last SIGSEGV, outside the
 #     address space, so the emulator takes it for a fault of its own and
-#     re-panics (SIGSEGV addresses are right).
+#     re-panics (SIGSEGV addresses are right);
+#   TestMlockallHugeSpace: a space of 2^46 bytes, as FuzzHostile's seeds.
 QEMU_AARCH64 ?= qemu-aarch64
-ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate|TestTLBTruncatedFile)$$
+ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate|TestTLBTruncatedFile|TestMlockallHugeSpace)$$
 
 arm64:
 	GOARCH=arm64 $(GO) build ./...

@@ -45,6 +45,11 @@ type Options struct {
 	// it fails with ENOMEM. 0 selects DefaultMaxMapCount. The process-wide
 	// host budget (HostStats) applies as well.
 	MaxMapCount int
+
+	// Limits are the space's resource limits (RLIMIT_AS, RLIMIT_DATA,
+	// RLIMIT_STACK, RLIMIT_MEMLOCK); the zero value is unlimited. See
+	// SetLimits.
+	Limits Limits
 }
 
 // DefaultMaxMapCount is the MaxMapCount of an address space whose
@@ -101,6 +106,13 @@ type AddressSpace struct {
 	// brkStart and brk are the start and the current end of the heap that
 	// Brk manages (Linux's start_brk and brk).
 	brkStart, brk hostarch.Addr
+
+	// limits are the resource limits (SetLimits).
+	limits Limits
+
+	// defFlags plays Linux's mm->def_flags: the lock bits (vmLocked,
+	// vmLockOnFault) that Mlockall(MCL_FUTURE) gives every new mapping.
+	defFlags vmFlags
 }
 
 // New creates an empty address space.
@@ -145,6 +157,7 @@ func New(opts Options) (*AddressSpace, error) {
 		as.maxMapCount = DefaultMaxMapCount
 	}
 	as.brkStart, as.brk = brk, brk
+	as.limits = opts.Limits
 	return as, nil
 }
 
@@ -266,6 +279,28 @@ type MmapOpts struct {
 	// for reading otherwise. As on Linux, a page that cannot be populated
 	// (past the end of its file, say) does not fail the Mmap.
 	Populate bool
+
+	// GrowsDown makes a private anonymous mapping grow down, as Linux's
+	// MAP_GROWSDOWN does (a stack): an access to an unmapped address below
+	// it, down to 256 pages (Linux's stack_guard_gap) above the next
+	// accessible mapping below, extends it to that address's page instead
+	// of faulting, within Limits.Stack, Limits.AS and (if locked)
+	// Limits.Memlock, never below MinAddr. Every access path grows it: the
+	// copies, the atomics, CopyOutFrom and CopyInTo, with or without
+	// IOOpts.IgnorePermissions (Linux's /proc/PID/mem and ptrace grow a
+	// stack too). Mmap fails with
+	// EINVAL for a file or shared mapping that grows down. A mapping that
+	// grows down does not count against Limits.Data, and Mmap without a
+	// fixed address leaves the 256 pages below it free, as Linux does.
+	GrowsDown bool
+
+	// Locked locks the mapping's pages in memory, as Linux's MAP_LOCKED
+	// does: they are faulted in before Mmap returns (as Populate does;
+	// PROT_NONE mappings are not) and stay resident (see Mlock). Mmap fails
+	// with EAGAIN if the locked pages would exceed Limits.Memlock. After
+	// Mlockall(MCL_FUTURE) every new mapping is locked as if Locked were
+	// set (on fault with MCL_ONFAULT).
+	Locked bool
 }
 
 // Mmap creates a mapping and returns its address, as mmap(2) does.
@@ -281,7 +316,15 @@ type MmapOpts struct {
 // is not open for reading, or Perms exceed MaxPerms or what File's open
 // mode allows for a shared mapping; EBADF if File is closed; ENODEV if File
 // is not a regular file; EEXIST with NoReplace if anything is mapped in the
-// range; ErrClosed after Close.
+// range; EAGAIN if a locked mapping (Locked, or after Mlockall with
+// MCL_FUTURE) would exceed Limits.Memlock; EINVAL for GrowsDown on a file
+// or shared mapping; ENOMEM if the mapping would exceed Limits.AS or, for
+// a private writable one, Limits.Data (counting only the pages it adds
+// over those a fixed mapping replaces, as Linux does); ErrClosed after
+// Close. The errors come in Linux's order: EINVAL and EPERM for the
+// arguments, ENOMEM for the address, EEXIST, EAGAIN, the file's errors,
+// EINVAL for GrowsDown and EACCES, then ENOMEM for the limits and the
+// mapping count.
 func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 	if opts.Length == 0 {
 		return 0, fmt.Errorf("addrspace: mmap of length 0: %w", unix.EINVAL)
@@ -326,7 +369,11 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 		return 0, errClosedMgmt
 	}
 	addr, err := as.mmapLocked(opts, length)
+	lockPopulate := err == nil && (opts.Locked || as.defFlags&vmLocked != 0)
 	as.mu.Unlock()
+	if lockPopulate {
+		as.lockPopulate(hostarch.AddrRange{Start: addr, End: addr + hostarch.Addr(length)}, false)
+	}
 	if err == nil && opts.Populate {
 		at := hostarch.Read
 		if opts.Perms.Write {
@@ -374,6 +421,19 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 	v.end = v.start + hostarch.Addr(length)
 	v.pgoff = uint64(v.start) // as Linux sets vm_pgoff of anonymous memory
 	v.account = opts.Private && opts.Perms.Write
+	v.flags = as.defFlags
+	if opts.Locked {
+		v.flags |= vmLocked
+	}
+	if opts.GrowsDown {
+		v.flags |= vmGrowsDown
+	}
+	if !as.mlockFutureOK(v.flags&vmLocked != 0, length) {
+		return 0, fmt.Errorf("addrspace: mmap: locking %#x more bytes would exceed the lock limit %#x (RLIMIT_MEMLOCK): %w", length, as.limits.Memlock, unix.EAGAIN)
+	}
+	if opts.GrowsDown && opts.File == nil && !opts.Private {
+		return 0, fmt.Errorf("addrspace: mmap: a shared mapping cannot grow down: %w", unix.EINVAL)
+	}
 
 	allowed := hostarch.AnyAccess
 	if opts.File == nil && !opts.Private {
@@ -404,6 +464,12 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 	}
 	if !v.maxPerms.SupersetOf(v.perms) {
 		return fail(fmt.Errorf("addrspace: mmap permissions %v exceed the most allowed, %v: %w", v.perms, v.maxPerms, unix.EACCES))
+	}
+	if opts.GrowsDown && opts.File != nil {
+		return fail(fmt.Errorf("addrspace: mmap: a file mapping cannot grow down: %w", unix.EINVAL))
+	}
+	if err := as.checkExpandLocked("mmap", v, opts.Fixed); err != nil {
+		return fail(err)
 	}
 
 	// Linux counts the mapping before it merges: one more VMA, and one
@@ -564,20 +630,22 @@ func (as *AddressSpace) assignAnonID(v *vma) {
 func (as *AddressSpace) findGap(hint hostarch.Addr, length uint64) (hostarch.Addr, bool) {
 	hint = hint.RoundDown()
 	if hint >= MinAddr && uint64(hint) <= as.size && length <= as.size-uint64(hint) {
-		if as.isFree(hostarch.AddrRange{Start: hint, End: hint + hostarch.Addr(length)}) {
+		if ar := (hostarch.AddrRange{Start: hint, End: hint + hostarch.Addr(length)}); as.isFree(ar) && as.clearOfStackGap(ar.End) {
 			return hint, true
 		}
 	}
-	// Walk the VMAs from the top, checking the gap above each.
+	// Walk the VMAs from the top, checking the gap above each (below a
+	// mapping that grows down, the gap ends stackGuardGap lower, as
+	// Linux's vm_start_gap has it).
 	end := hostarch.Addr(as.size)
 	var found hostarch.Addr
 	ok := false
 	as.vmas.Descend(func(v *vma) bool {
-		if uint64(end-v.end) >= length {
+		if end >= v.end && uint64(end-v.end) >= length {
 			found, ok = end-hostarch.Addr(length), true
 			return false
 		}
-		end = v.start
+		end = min(end, v.startGap())
 		return true
 	})
 	if !ok && end >= MinAddr && uint64(end-MinAddr) >= length {
@@ -787,7 +855,8 @@ func (as *AddressSpace) mgmtRange(op string, addr hostarch.Addr, length uint64, 
 // Errors (wrapping a unix.Errno): EINVAL for an unaligned addr; ENOMEM if
 // the range overflows, if part of the range is not mapped or lies beyond
 // the end of the address space (the end is a hole, as Linux's TASK_SIZE
-// is), or the change would exceed MaxMapCount or the host budget; EACCES if
+// is), or the change would exceed MaxMapCount or the host budget, or make
+// private memory writable beyond Limits.Data; EACCES if
 // perms exceed a mapping's MaxPerms; ErrClosed after Close. As on Linux,
 // on ENOMEM or EACCES the pages before the failing point keep their new
 // permissions.
@@ -847,10 +916,13 @@ func (as *AddressSpace) mprotectLocked(ar hostarch.AddrRange, perms hostarch.Acc
 		}
 		end := min(v.end, ar.End)
 		if v.perms != perms {
+			if err := as.mprotectDataLocked(v, perms, uint64(end-cur)); err != nil {
+				return err
+			}
 			as.splitAt(cur)
 			as.splitAt(end)
 			v = as.find(cur)
-			oldAccount := v.account
+			oldAccount, oldPerms := v.account, v.perms
 			v.perms = perms
 			if perms.Write && v.private {
 				v.account = true // Linux's VM_ACCOUNT, kept once set
@@ -859,6 +931,7 @@ func (as *AddressSpace) mprotectLocked(ar hostarch.AddrRange, perms hostarch.Acc
 				v.account = oldAccount
 				return fmt.Errorf("addrspace: mprotect: %w", err)
 			}
+			as.mprotectPopulateLocked(v, oldPerms)
 		}
 		cur = end
 	}

@@ -46,9 +46,10 @@ func (as *AddressSpace) forMapped(op string, ar hostarch.AddrRange, split bool, 
 // (once advice and addr are valid).
 //
 // Errors (wrapping a unix.Errno): EINVAL for other advice, an unaligned
-// addr, or a range that overflows; ENOMEM if part of the range is not mapped
-// or lies beyond the address space, after every mapped part was advised,
-// as on Linux; ErrClosed after Close.
+// addr, or a range that overflows, and for MADV_DONTNEED on locked pages
+// (Mlock; the mapped parts before them are advised, as on Linux); ENOMEM
+// if part of the range is not mapped or lies beyond the address space,
+// after every mapped part was advised, as on Linux; ErrClosed after Close.
 func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) error {
 	switch advice {
 	case unix.MADV_NORMAL, unix.MADV_RANDOM, unix.MADV_SEQUENTIAL, unix.MADV_WILLNEED, unix.MADV_DONTNEED:
@@ -97,6 +98,9 @@ func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) e
 		})
 	case unix.MADV_DONTNEED:
 		err = as.forEachMapped("madvise", ar, func(v *vma, r hostarch.AddrRange) error {
+			if v.flags&vmLocked != 0 {
+				return fmt.Errorf("addrspace: madvise(MADV_DONTNEED) of locked pages at %#x: %w", r.Start, unix.EINVAL)
+			}
 			if v.private {
 				return as.dontNeed(v, r)
 			}

@@ -16,9 +16,14 @@ const heapName = "[heap]"
 // match. Brk(0) returns the current break without changing anything.
 //
 // As on Linux, a break that cannot be set leaves the heap as it was and
-// returns the current break; the error (wrapping ENOMEM) says why: addr is
-// below BrkStart or beyond the address space, or growing would overlap
-// another mapping. ErrClosed after Close.
+// returns the current break; the error says why: ENOMEM if addr is below
+// BrkStart or beyond the address space, growing would overlap another
+// mapping (or come within 256 pages of one that grows down), the heap
+// would exceed Limits.Data (checked when shrinking too, as Linux's
+// check_data_rlimit is), or the new pages would exceed Limits.AS or
+// Limits.Data; EAGAIN if after Mlockall(MCL_FUTURE) they would exceed
+// Limits.Memlock (then they are faulted in as Mlock does). ErrClosed after
+// Close.
 func (as *AddressSpace) Brk(addr hostarch.Addr) (hostarch.Addr, error) {
 	as.mu.Lock()
 	defer as.mu.Unlock()
@@ -32,6 +37,10 @@ func (as *AddressSpace) Brk(addr hostarch.Addr) (hostarch.Addr, error) {
 	if addr < as.brkStart || uint64(addr) > as.size {
 		return cur, fmt.Errorf("addrspace: brk %#x outside [%#x, %#x]: %w", addr, as.brkStart, as.size, unix.ENOMEM)
 	}
+	// Linux's check_data_rlimit, before shrinking too.
+	if l := as.limits.Data; l != 0 && uint64(addr-as.brkStart) > l {
+		return cur, fmt.Errorf("addrspace: brk %#x: a heap of %#x bytes exceeds the data limit %#x (RLIMIT_DATA): %w", addr, addr-as.brkStart, l, unix.ENOMEM)
+	}
 	oldEnd, newEnd := cur.MustRoundUp(), addr.MustRoundUp()
 	switch {
 	case newEnd < oldEnd:
@@ -42,7 +51,7 @@ func (as *AddressSpace) Brk(addr hostarch.Addr) (hostarch.Addr, error) {
 	case newEnd > oldEnd:
 		// Linux also keeps a guard page free above the new break.
 		guard := min(uint64(newEnd)+hostarch.PageSize, as.size)
-		if !as.isFree(hostarch.AddrRange{Start: oldEnd, End: hostarch.Addr(guard)}) {
+		if !as.isFree(hostarch.AddrRange{Start: oldEnd, End: hostarch.Addr(guard)}) || !as.clearOfStackGap(hostarch.Addr(guard)) {
 			return cur, fmt.Errorf("addrspace: brk %#x would overlap a mapping: %w", addr, unix.ENOMEM)
 		}
 		_, err := as.mmapLocked(MmapOpts{
@@ -55,6 +64,10 @@ func (as *AddressSpace) Brk(addr hostarch.Addr) (hostarch.Addr, error) {
 		}, uint64(newEnd-oldEnd))
 		if err != nil {
 			return cur, err
+		}
+		if as.defFlags&vmLocked != 0 {
+			// Mlockall(MCL_FUTURE): Linux's brk populates the new pages.
+			as.lockPopulateLocked(hostarch.AddrRange{Start: oldEnd, End: newEnd}, false)
 		}
 	}
 	as.brk = addr

@@ -79,6 +79,14 @@
 //	                             makes it writable
 //	fork(2)                    Clone (memory-file pages are reference-counted)
 //	brk(2), [heap]             Brk
+//	RLIMIT_AS, _DATA, _STACK,  Limits (Options.Limits, SetLimits), counted
+//	  _MEMLOCK                   from the mappings as total_vm, data_vm and
+//	                             locked_vm are
+//	VM_GROWSDOWN, expand_stack MmapOpts.GrowsDown; growStackLocked, called by
+//	                             the one fault handler
+//	VM_LOCKED, mlock(2),       Mlock, Munlock, Mlockall, MmapOpts.Locked: a
+//	  mm->def_flags              bit of the VMA's flags, pages faulted in and
+//	                             allocated; MCL_FUTURE kept as def_flags is
 //	copy_{to,from}_user        the usermem.IO methods
 //	access_ok                  the bounds check against Size
 //	/proc/PID/maps             WriteMaps

@@ -41,6 +41,9 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 	}
 	child.maxMapCount = as.maxMapCount
 	child.brkStart, child.brk = as.brkStart, as.brk
+	// The child inherits the limits but not the locks, nor MCL_FUTURE
+	// (Linux's dup_mmap clears VM_LOCKED_MASK, mm_init def_flags).
+	child.limits = as.limits
 
 	var vmas []*vma
 	as.vmas.Ascend(func(v *vma) bool { vmas = append(vmas, v); return true })
@@ -65,6 +68,10 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 	// Linux's fork gives each of the child's VMAs an anon_vma of its own.
 	child.nextAnonID = as.nextAnonID
 	child.freshAnonIDs()
+	// Only then drop the locks (dup_mmap's VM_LOCKED_MASK): a VMA that
+	// was apart for its lock keeps an anon_vma of its own, as in Linux's
+	// child, where it stays a VMA of its own.
+	child.vmas.Ascend(func(v *vma) bool { v.flags &^= lockMask; return true })
 	return child, nil
 }
 

@@ -106,11 +106,17 @@ func (as *AddressSpace) resolve(base unsafe.Pointer, f safecopy.Fault, at hostar
 }
 
 // resolveLocked handles a fault at simulated address addr: an error if no
-// mapping allows the access, otherwise the page table backs the page.
+// mapping allows the access, otherwise the page table backs the page. An
+// address below a mapping that grows down grows it first (growStackLocked),
+// with ignorePerms too (Linux's __access_remote_vm, behind /proc/PID/mem
+// and ptrace, expands the stack where get_user_pages would not).
 //
 // Preconditions: as.mu is held.
 func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool) error {
 	v := as.find(addr)
+	if v == nil && as.growStackLocked(addr) {
+		v = as.find(addr)
+	}
 	if v == nil {
 		return &FaultError{Addr: addr, Access: at, Reason: FaultUnmapped}
 	}

@@ -41,6 +41,15 @@ type Mapping struct {
 	// Name is the label of an anonymous mapping (MmapOpts.Name; "[heap]"
 	// for the heap Brk manages), or "".
 	Name string
+
+	// GrowsDown is set for a mapping that grows down (MmapOpts.GrowsDown,
+	// Linux's VM_GROWSDOWN).
+	GrowsDown bool
+
+	// Locked is set for locked mappings (Mlock, Mlockall, MmapOpts.Locked:
+	// Linux's VM_LOCKED), and LockOnFault for those locked on fault
+	// (VM_LOCKONFAULT).
+	Locked, LockOnFault bool
 }
 
 // Mappings returns the address space's mappings in address order. It
@@ -82,6 +91,10 @@ func describe(v *vma) Mapping {
 		MaxPerms: v.maxPerms,
 		Private:  v.private,
 		Name:     v.name,
+
+		GrowsDown:   v.flags&vmGrowsDown != 0,
+		Locked:      v.flags&vmLocked != 0,
+		LockOnFault: v.flags&vmLockOnFault != 0,
 	}
 	switch {
 	case v.file != nil && v.file.shm:

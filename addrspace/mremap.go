@@ -42,7 +42,10 @@ import (
 // newLen, or a target overlapping [old, old+oldLen); EFAULT if old is not
 // mapped, or, to grow or move, [old, old+oldLen) is not inside one mapping;
 // EINVAL for oldLen 0 on a private mapping; EPERM for a FIXED target at
-// page 0 (below MinAddr); ENOMEM if the mapping cannot grow in place and
+// page 0 (below MinAddr); EAGAIN if growing a locked mapping would exceed
+// Limits.Memlock, and ENOMEM if growing would exceed Limits.AS or (a
+// private writable mapping) Limits.Data, both checked before anything
+// changes; ENOMEM if the mapping cannot grow in place and
 // may not move, or no free range is large enough; ErrClosed after Close. As on Linux, a FIXED move unmaps the target before
 // anything that can fail after the checks above; otherwise a failed Mremap
 // changes nothing.
@@ -107,6 +110,9 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 	if keep > uint64(me-old) {
 		return 0, fmt.Errorf("addrspace: mremap: [%#x, +%#x) is not inside one mapping [%#x, %#x): %w", old, keep, ms, me, unix.EFAULT)
 	}
+	if err := as.checkGrowthLocked(v, oldLen, newLen); err != nil {
+		return 0, err
+	}
 
 	var dst hostarch.Addr
 	if fixed {
@@ -142,6 +148,7 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 			if err := as.grow(as.find(oldEnd-1), extra); err != nil {
 				return 0, err
 			}
+			as.populateGrowthLocked(oldEnd, oldEnd+hostarch.Addr(extra))
 			return old, nil
 		}
 		if !mayMove {
@@ -164,6 +171,9 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 		}
 	}
 	as.mergeAround(hostarch.AddrRange{Start: dst, End: dst + hostarch.Addr(newLen)})
+	if newLen > oldLen {
+		as.populateGrowthLocked(dst+hostarch.Addr(oldLen), dst+hostarch.Addr(newLen))
+	}
 	return dst, nil
 }
 
@@ -355,4 +365,29 @@ func (as *AddressSpace) duplicate(v *vma, old hostarch.Addr, newLen uint64, dst 
 	as.insert(&nv)
 	as.mergeAround(nv.ar())
 	return dst, nil
+}
+
+// checkGrowthLocked applies the limits to Mremap growing v's mapping from
+// oldLen to newLen bytes, as Linux's mremap checks them (mlock_future_ok,
+// then may_expand_vm): EAGAIN beyond Memlock for a locked mapping, ENOMEM
+// beyond AS or Data.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) checkGrowthLocked(v *vma, oldLen, newLen uint64) error {
+	if newLen <= oldLen {
+		return nil
+	}
+	delta := newLen - oldLen
+	if !as.mlockFutureOK(v.flags&vmLocked != 0, delta) {
+		return fmt.Errorf("addrspace: mremap: %#x more locked bytes would exceed the lock limit %#x (RLIMIT_MEMLOCK): %w", delta, as.limits.Memlock, unix.EAGAIN)
+	}
+	return as.mayExpandLocked("mremap", v.isData(), delta)
+}
+
+// populateGrowthLocked faults in the pages [start, end) that Mremap added
+// to a locked mapping, as Linux's mremap populates them.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) populateGrowthLocked(start, end hostarch.Addr) {
+	as.lockPopulateLocked(hostarch.AddrRange{Start: start, End: end}, false)
 }
