@@ -51,7 +51,8 @@ func (as *AddressSpace) forMapped(op string, ar hostarch.AddrRange, split bool, 
 //     page of the range when Madvise is called, as MADV_DONTNEED does: each
 //     reads back as zero until it is written, and a write after Madvise is
 //     kept. (A clone's copy of a page it shares is not affected.)
-//   - MADV_REMOVE (shared writable mappings: files and shared anonymous
+//   - MADV_REMOVE (shared mappings whose MaxPerms has write, whatever
+//     their Perms: of files open for writing, and shared anonymous
 //     memory): punches a hole in the backing (fallocate(2) with
 //     FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE), so that the range, and
 //     every other mapping of those pages that has not copied them, reads
@@ -77,7 +78,7 @@ func (as *AddressSpace) forMapped(op string, ar hostarch.AddrRange, split bool, 
 // MADV_WIPEONFORK on anything but private anonymous memory, for MADV_FREE
 // or MADV_REMOVE on locked pages (Mlock, MAP_LOCKED), and for MADV_REMOVE on
 // private anonymous memory; EACCES for MADV_REMOVE on a private file
-// mapping or one without write permission; the host's error if the backing
+// mapping or a shared one that may not be made writable (MaxPerms); the host's error if the backing
 // cannot be punched (EOPNOTSUPP on a file system without hole punching,
 // EPERM for a write-sealed memfd). ErrClosed after Close.
 func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) error {

@@ -68,8 +68,10 @@ func (as *AddressSpace) adviseMore(ar hostarch.AddrRange, advice int) error {
 			if v.file == nil {
 				return fmt.Errorf("addrspace: madvise(MADV_REMOVE) at %#x: private anonymous memory has no backing to punch: %w", r.Start, unix.EINVAL)
 			}
-			if v.private || !v.perms.Write {
-				return fmt.Errorf("addrspace: madvise(MADV_REMOVE) at %#x needs a shared writable mapping: %w", r.Start, unix.EACCES)
+			// vma_is_shared_maywrite: VM_SHARED and VM_MAYWRITE, whatever
+			// the mapping's current protection.
+			if v.private || !v.maxPerms.Write {
+				return fmt.Errorf("addrspace: madvise(MADV_REMOVE) at %#x needs a shared mapping that may be made writable: %w", r.Start, unix.EACCES)
 			}
 			const mode = unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE
 			if err := unix.Fallocate(v.file.fd(), mode, int64(v.offAt(r.Start)), int64(r.Length())); err != nil {
