@@ -335,3 +335,34 @@ func TestCloneForkAdvice(t *testing.T) {
 		t.Errorf("after MADV_DOFORK the clone's page reads %q...", got[:8])
 	}
 }
+
+// forkAdvised reports whether a mapping of as is advised MADV_DONTFORK or
+// MADV_WIPEONFORK.
+func forkAdvised(as *AddressSpace) bool {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	found := false
+	as.vmas.Ascend(func(v *vma) bool {
+		found = v.flags&(vmDontCopy|vmWipeOnFork) != 0
+		return !found
+	})
+	return found
+}
+
+// mappingsWithin reports whether every page of sub lies in a mapping of
+// super with the same attributes.
+func mappingsWithin(sub, super []Mapping) bool {
+	for _, m := range sub {
+		ok := false
+		for _, p := range super {
+			if p.Range.Start <= m.Range.Start && m.Range.End <= p.Range.End && p.Perms == m.Perms && p.Private == m.Private && p.FileName == m.FileName {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
