@@ -38,7 +38,11 @@ func TestMremapDontUnmapErrors(t *testing.T) {
 		{"a hint past the end", a, 2 * pg, 2 * pg, du, size - pg, unix.EINVAL},
 		{"a hint that wraps", a, 2 * pg, 2 * pg, du, ^hostarch.Addr(0) &^ (pg - 1), unix.EINVAL},
 		{"FIXED overlapping old", a, 2 * pg, 2 * pg, du | unix.MREMAP_FIXED, a + pg, unix.EINVAL},
+		{"lengths that wrap to 0", a, ^uint64(0), ^uint64(0), du, 0x20000, unix.EINVAL},
+		{"lengths of the whole space", a, size, size, du, 0, unix.EINVAL},
+		{"lengths past the space", a, 1 << 62, 1 << 62, du, 0x20000, unix.EINVAL},
 		{"unmapped old", 0x18000, pg, pg, du, 0x20000, unix.EFAULT},
+		{"old past the space", ^hostarch.Addr(0) &^ (pg - 1), pg, pg, du, 0x20000, unix.EFAULT},
 		{"across two mappings", a, 3 * pg, 3 * pg, du, 0x20000, unix.EFAULT},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

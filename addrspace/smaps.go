@@ -2,8 +2,8 @@ package addrspace
 
 import (
 	"bytes"
-	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/mmsim/mmsim/hostarch"
 	"golang.org/x/sys/unix"
@@ -101,7 +101,7 @@ func (as *AddressSpace) writeSmap(b *bytes.Buffer, m Mapping) {
 	}
 	b.WriteString(mapsLine(m))
 	b.WriteByte('\n')
-	kb := func(name string, bytes uint64) { fmt.Fprintf(b, "%-16s%8d kB\n", name+":", bytes>>10) }
+	kb := func(name string, bytes uint64) { smapLine(b, name, bytes>>10, " kB\n") }
 	kb("Size", uint64(m.Range.Length()))
 	kb("KernelPageSize", hostarch.PageSize)
 	kb("MMUPageSize", hostarch.PageSize)
@@ -119,18 +119,39 @@ func (as *AddressSpace) writeSmap(b *bytes.Buffer, m Mapping) {
 		kb(name, 0)
 	}
 	kb("Locked", locked>>pssShift)
-	fmt.Fprintf(b, "%-16s%8d\n", "THPeligible:", 0)
-	b.WriteString("VmFlags: " + vmFlagsString(v) + "\n")
+	smapLine(b, "THPeligible", 0, "\n")
+	b.WriteString("VmFlags: ")
+	writeVMFlags(b, v)
+	b.WriteByte('\n')
 }
 
-// vmFlagsString returns v's VmFlags codes, each followed by a space, in
-// the order of Linux's show_smap_vma_flags (the order of the VM_* bits).
-func vmFlagsString(v *vma) string {
+// smapLine appends "name:" padded to 16 columns, v right-aligned in 8, and
+// unit: fmt's "%-16s%8d" without its allocations.
+func smapLine(b *bytes.Buffer, name string, v uint64, unit string) {
+	var num [20]byte
+	digits := strconv.AppendUint(num[:0], v, 10)
+	b.WriteString(name)
+	b.WriteByte(':')
+	for i := len(name) + 1; i < 16; i++ {
+		b.WriteByte(' ')
+	}
+	for i := len(digits); i < 8; i++ {
+		b.WriteByte(' ')
+	}
+	b.Write(digits)
+	b.WriteString(unit)
+}
+
+// writeVMFlags appends v's VmFlags codes, each followed by a space, in the
+// order of Linux's show_smap_vma_flags (the order of the VM_* bits).
+func writeVMFlags(b *bytes.Buffer, v *vma) {
 	shared := !v.private
 	// VM_SHARED: Linux drops it for a shared mapping of a file not open for
-	// writing (a shared-memory object always is).
+	// writing (a shared-memory object always is). (For a write-sealed memfd
+	// open for writing Linux keeps it; mmsim's file reference does not
+	// record the open mode apart from the seals, and shows it without.)
 	sh := shared && v.file != nil && v.file.writable
-	flags := []struct {
+	for _, f := range [...]struct {
 		on   bool
 		code string
 	}{
@@ -140,12 +161,10 @@ func vmFlagsString(v *vma) string {
 		{v.advice == unix.MADV_SEQUENTIAL, "sr"}, {v.advice == unix.MADV_RANDOM, "rr"},
 		{v.flags&vmDontCopy != 0, "dc"}, {v.flags&vmLockOnFault != 0, "lf"}, {v.account, "ac"},
 		{v.flags&vmWipeOnFork != 0, "wf"}, {v.flags&vmHugePage != 0, "hg"}, {v.flags&vmNoHugePage != 0, "nh"},
-	}
-	s := ""
-	for _, f := range flags {
+	} {
 		if f.on {
-			s += f.code + " "
+			b.WriteString(f.code)
+			b.WriteByte(' ')
 		}
 	}
-	return s
 }
