@@ -848,6 +848,11 @@ func (as *AddressSpace) mprotectLocked(ar hostarch.AddrRange, perms hostarch.Acc
 			v.perms = perms
 			if perms.Write && v.private {
 				v.account = true // Linux's VM_ACCOUNT, kept once set
+			} else if !perms.Write && v.private && v.file == nil && v.anonID == 0 {
+				// Linux's mprotect_fixup uncharges anonymous memory that
+				// has no anon_vma (after MREMAP_DONTUNMAP moved all of it
+				// away, or in a clone of a MADV_WIPEONFORK mapping).
+				v.account = false
 			}
 			if err := as.pt.Protect(uint64(v.start), uint64(v.end), pma.HostProt(perms)); err != nil {
 				v.account = oldAccount
