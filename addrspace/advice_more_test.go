@@ -366,3 +366,42 @@ func mappingsWithin(sub, super []Mapping) bool {
 	}
 	return true
 }
+
+// TestMadviseDiscardFamily checks MADV_FREE and MADV_REMOVE in a family of
+// clones: MADV_FREE drops only the advising space's references (a clone
+// keeps its copy-on-write share of the page), MADV_REMOVE punches the
+// shared-memory object that every clone maps.
+func TestMadviseDiscardFamily(t *testing.T) {
+	as := newAS(t, 1<<20)
+	priv := mustMmap(t, as, MmapOpts{Addr: 0x10000, Length: 2 * pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
+	shared := mustMmap(t, as, MmapOpts{Addr: 0x20000, Length: 2 * pg, Fixed: true, Perms: hostarch.ReadWrite})
+	writeAt(t, as, priv, string(pattern(2*pg, 1)))
+	writeAt(t, as, shared, string(pattern(2*pg, 2)))
+	c := mustClone(t, as)
+	if err := as.Madvise(priv, 2*pg, unix.MADV_FREE); err != nil {
+		t.Fatal(err)
+	}
+	zero := make([]byte, 2*pg)
+	if got := readAt(t, as, priv, 2*pg); !bytes.Equal(got, zero) {
+		t.Error("the parent's freed pages do not read zero")
+	}
+	if got := readAt(t, c, priv, 2*pg); !bytes.Equal(got, pattern(2*pg, 1)) {
+		t.Error("MADV_FREE in the parent changed the clone's pages")
+	}
+	// The clone's pages are its own now: Private_Dirty, not shared.
+	var b bytes.Buffer
+	c.WriteSmaps(&b)
+	if !strings.Contains(b.String(), "00010000-00012000 rw-p 00000000 00:00 0 \nSize:                  8 kB\nKernelPageSize:        4 kB\nMMUPageSize:           4 kB\nRss:                   8 kB\nPss:                   8 kB\nPss_Dirty:             8 kB\nShared_Clean:          0 kB\nShared_Dirty:          0 kB\nPrivate_Clean:         0 kB\nPrivate_Dirty:         8 kB\n") {
+		t.Errorf("the clone's smaps after the parent's MADV_FREE:\n%s", b.String())
+	}
+	if err := c.Madvise(shared+pg, pg, unix.MADV_REMOVE); err != nil {
+		t.Fatal(err)
+	}
+	for name, x := range map[string]*AddressSpace{"parent": as, "clone": c} {
+		got := readAt(t, x, shared, 2*pg)
+		if !bytes.Equal(got[:pg], pattern(2*pg, 2)[:pg]) || !bytes.Equal(got[pg:], zero[:pg]) {
+			t.Errorf("%s after the clone's MADV_REMOVE of the second page: first kept %v, second zero %v",
+				name, bytes.Equal(got[:pg], pattern(2*pg, 2)[:pg]), bytes.Equal(got[pg:], zero[:pg]))
+		}
+	}
+}
