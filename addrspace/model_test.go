@@ -370,7 +370,9 @@ func (r *modelRun) step() {
 		}
 		r.fam = append(r.fam[:i], r.fam[i+1:]...)
 		r.fm = append(r.fm[:i], r.fm[i+1:]...)
-	case op >= 103 && op < 108: // Mremap
+	case op == 107: // Mremap with MREMAP_DONTUNMAP
+		r.mremapDontUnmap()
+	case op >= 103 && op < 107: // Mremap
 		r.mremap()
 	case op == 111: // the advice of the kernel-extras issue
 		r.madviseMore()
