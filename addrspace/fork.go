@@ -63,7 +63,7 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 		if v.flags&vmWipeOnFork != 0 {
 			// MADV_WIPEONFORK: the child's mapping starts with no pages
 			// (they read zero) and, as Linux's, no anon_vma.
-			cv.anonID = 0
+			cv.anonID = detachedAnonID(v.anonID)
 		} else if v.private {
 			// The parent's pages become copy-on-write in both (a write
 			// racing with Clone lands before, and is inherited, or faults

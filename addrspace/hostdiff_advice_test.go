@@ -462,6 +462,11 @@ func TestHostDiffAdviceCases(t *testing.T) {
 		{"DONTUNMAP of a whole mapping, then Mprotect read-only (VM_ACCOUNT dropped)", []hdOp{anon(0x18000, 6, hostarch.AccessType{Write: true, Execute: true}, true),
 			{Kind: hdMmap, Addr: 0x16000, Len: 0x40f3, Fixed: true, Perms: hostarch.AccessType{Execute: true}, File: 0},
 			remap(0x1a000, 4*pg, fx, 0x8000), {Kind: hdMprotect, Addr: 0x1c000, Len: 6 * pg, File: -1}}},
+		{"DONTUNMAP of whole VMAs that differ only in their anon_vma (Linux keeps them apart)", []hdOp{
+			anon(0x2b000, 4, hostarch.AccessType{Write: true}, true), anon(0x2f000, 1, hostarch.AccessType{Read: true, Execute: true}, true),
+			{Kind: hdMprotect, Addr: 0x2e000, Len: 2 * pg, Perms: hostarch.AnyAccess, File: -1}, remap(0x2e000, 2*pg, fx, 0x3000),
+			{Kind: hdMprotect, Addr: 0x2e000, Len: pg, Perms: hostarch.ReadWrite, File: -1}, write(0x2f000, 1),
+			{Kind: hdMprotect, Addr: 0x2e000, Len: 2 * pg, Perms: hostarch.ReadWrite, File: -1}}},
 		{"DONTUNMAP errors", []hdOp{anon(0x10000, 2, rw, true), anon(0x12000, 1, r, true),
 			remap(0x10000, 2*pg, unix.MREMAP_DONTUNMAP, 0x20000),
 			{Kind: hdMremap, Addr: 0x10000, Len: pg, NewLen: 2 * pg, Flags: du, NewAddr: 0x20000, File: -1},

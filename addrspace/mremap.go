@@ -316,7 +316,7 @@ func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	v := as.find(ar.Start)
 	nv := *v
 	nv.start, nv.end = target.Start, target.End
-	if nv.file == nil && nv.private && nv.anonID == 0 {
+	if nv.file == nil && nv.private && !nv.hasAnonVMA() {
 		nv.pgoff = uint64(nv.start) // Linux's copy_vma, for no anon_vma yet
 	}
 	if err := as.pt.Move(uint64(ar.Start), uint64(ar.End), uint64(dst)); err != nil {

@@ -60,7 +60,7 @@ func (as *AddressSpace) moveKeep(ar hostarch.AddrRange, dst hostarch.Addr) error
 	for _, v := range as.overlapping(ar) {
 		nv := *v
 		nv.start, nv.end = dst+(v.start-ar.Start), dst+(v.end-ar.Start)
-		if nv.file == nil && nv.private && nv.anonID == 0 {
+		if nv.file == nil && nv.private && !nv.hasAnonVMA() {
 			// Linux's copy_vma: anonymous memory without an anon_vma
 			// takes the pgoff of its new address.
 			nv.pgoff = uint64(nv.start)
@@ -70,13 +70,93 @@ func (as *AddressSpace) moveKeep(ar hostarch.AddrRange, dst hostarch.Addr) error
 		}
 		as.insert(&nv)
 		if whole {
-			v.anonID = 0
+			v.anonID = detachedAnonID(v.anonID)
 		}
 	}
 	for _, v := range as.overlapping(hostarch.AddrRange{Start: ms, End: me}) {
 		v.flags &^= vmLocked | vmLockOnFault
 	}
 	as.mergeAround(target)
-	as.mergeAround(hostarch.AddrRange{Start: ms, End: me})
+	// Linux neither split the old VMA nor tries to merge it: join the
+	// pieces of the old mapping again, and nothing else.
+	as.mergeWithin(hostarch.AddrRange{Start: ms, End: me})
 	return nil
+}
+
+// mergeWithin joins the compatible neighbouring VMAs that lie inside ar.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) mergeWithin(ar hostarch.AddrRange) {
+	var prev *vma
+	for _, v := range as.overlapping(ar) {
+		if prev != nil && prev.compatible(v) && v.end <= ar.End {
+			as.delete(v)
+			prev.end = v.end
+			if v.file != nil {
+				as.dropFile(v.file)
+			}
+			continue
+		}
+		prev = v
+	}
+}
+
+// anonDetached marks an anonID that stands for no anon_vma, where Linux
+// leaves a VMA without one and does not merge it with its neighbours until
+// an operation on it tries (MREMAP_DONTUNMAP's old VMA, a clone's
+// MADV_WIPEONFORK VMA): for merging it is an identity of its own, so that
+// the VMA stays apart as Linux's does; a write fault gives it an anon_vma,
+// and mergeAround (the merge Linux tries after a change) lets it join a
+// neighbour, as Linux merges a VMA without anon_vma.
+const anonDetached = 1 << 63
+
+// detachedAnonID returns the detached anonID for a VMA whose anon_vma (id)
+// Linux dropped; VMAs that shared id share it, and stay one mapping.
+func detachedAnonID(id uint64) uint64 {
+	if id == 0 {
+		return 0
+	}
+	return id | anonDetached
+}
+
+// hasAnonVMA reports whether v has an anon_vma (a non-zero anonID that is
+// not detached).
+func (v *vma) hasAnonVMA() bool { return v.anonID != 0 && v.anonID&anonDetached == 0 }
+
+// joinDetached gives each VMA of vs (neighbours in address order) that has
+// a detached anonID, and the rest of its mapping, the anonID of a neighbour
+// it is otherwise compatible with, as Linux merges a VMA without anon_vma
+// with any: the one before first.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) joinDetached(vs []*vma) {
+	compatibleAnyAnon := func(p, v *vma) bool {
+		a, b := *p, *v
+		a.anonID, b.anonID = 0, 0
+		return a.compatible(&b)
+	}
+	for i := 1; i < len(vs); i++ {
+		p, v := vs[i-1], vs[i]
+		if p.anonID == v.anonID || !compatibleAnyAnon(p, v) {
+			continue
+		}
+		switch {
+		case v.anonID&anonDetached != 0:
+			as.renameAnon(v.anonID, p.anonID)
+		case p.anonID&anonDetached != 0:
+			as.renameAnon(p.anonID, v.anonID)
+		}
+	}
+}
+
+// renameAnon gives every VMA whose anonID is from the anonID to.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) renameAnon(from, to uint64) {
+	as.vmas.Ascend(func(v *vma) bool {
+		if v.anonID == from {
+			v.anonID = to
+		}
+		return true
+	})
 }
