@@ -55,7 +55,9 @@ type vma struct {
 	// sees that fault (the first copy on write, anonFault). For private
 	// anonymous memory it cannot see which pages a program writes, so it
 	// assumes, as for nearly every program, that a mapping is written soon
-	// after it is made (assignAnonID). 0 means none yet.
+	// after it is made (assignAnonID). 0 means none yet; an ID with
+	// anonDetached set means none either, for a VMA Linux keeps apart
+	// from its neighbours all the same (see detachedAnonID).
 	anonID uint64
 
 	// advice is the access pattern that Madvise set (unix.MADV_RANDOM or
