@@ -546,20 +546,22 @@ func hostFloor(n int) int { return 2*n + 1 }
 //
 // Preconditions: as.mu is held; v is in the tree.
 func (as *AddressSpace) anonFault(v *vma) {
-	if v.anonID != 0 || !v.private {
+	if v.hasAnonVMA() || !v.private {
 		return
 	}
 	s, e := as.mappingAt(v.start)
 	pieces := as.overlapping(hostarch.AddrRange{Start: s, End: e})
 	var id uint64
 	for _, p := range pieces {
-		id = max(id, p.anonID)
+		if p.hasAnonVMA() {
+			id = max(id, p.anonID)
+		}
 	}
 	first, last := pieces[0], pieces[len(pieces)-1]
-	if next := as.find(e); id == 0 && next != nil && next.anonID != 0 && last.anonReusable(next) {
+	if next := as.find(e); id == 0 && next != nil && next.hasAnonVMA() && last.anonReusable(next) {
 		id = next.anonID
 	}
-	if prev := as.find(s - 1); id == 0 && s > 0 && prev != nil && prev.anonID != 0 && prev.anonReusable(first) {
+	if prev := as.find(s - 1); id == 0 && s > 0 && prev != nil && prev.hasAnonVMA() && prev.anonReusable(first) {
 		id = prev.anonID
 	}
 	if id == 0 {
@@ -583,7 +585,7 @@ func (as *AddressSpace) freshAnonIDs() {
 		same[i] = vs[i-1].compatible(vs[i])
 	}
 	for i, v := range vs {
-		if v.file != nil || !v.private || v.anonID == 0 {
+		if v.file != nil || !v.private || !v.hasAnonVMA() {
 			continue
 		}
 		if same[i] {
@@ -612,9 +614,9 @@ func (as *AddressSpace) assignAnonID(v *vma) {
 		v.anonID = prev.anonID
 	case next != nil && v.compatible(next):
 		v.anonID = next.anonID
-	case next != nil && next.anonID != 0 && v.anonReusable(next):
+	case next != nil && next.hasAnonVMA() && v.anonReusable(next):
 		v.anonID = next.anonID // find_mergeable_anon_vma tries next first
-	case prev != nil && prev.anonID != 0 && prev.anonReusable(v):
+	case prev != nil && prev.hasAnonVMA() && prev.anonReusable(v):
 		v.anonID = prev.anonID
 	default:
 		as.nextAnonID++
@@ -728,6 +730,7 @@ func (as *AddressSpace) mergeAround(ar hostarch.AddrRange) {
 		lo--
 	}
 	vs := as.overlapping(hostarch.AddrRange{Start: lo, End: ar.End + 1})
+	as.joinDetached(vs)
 	// A VMA without an anon_vma that joins one with it takes it, the one
 	// before first (as Linux's vma_merge_new_range prefers).
 	for i := 1; i < len(vs); i++ {
@@ -926,6 +929,11 @@ func (as *AddressSpace) mprotectLocked(ar hostarch.AddrRange, perms hostarch.Acc
 			v.perms = perms
 			if perms.Write && v.private {
 				v.account = true // Linux's VM_ACCOUNT, kept once set
+			} else if !perms.Write && v.private && v.file == nil && !v.hasAnonVMA() {
+				// Linux's mprotect_fixup uncharges anonymous memory that
+				// has no anon_vma (after MREMAP_DONTUNMAP moved all of it
+				// away, or in a clone of a MADV_WIPEONFORK mapping).
+				v.account = false
 			}
 			if err := as.pt.Protect(uint64(v.start), uint64(v.end), pma.HostProt(perms)); err != nil {
 				v.account = oldAccount

@@ -35,25 +35,59 @@ func (as *AddressSpace) forMapped(op string, ar hostarch.AddrRange, split bool, 
 }
 
 // Madvise gives advice about the use of [addr, addr+length), as madvise(2)
-// does. Supported advice: unix.MADV_NORMAL, MADV_RANDOM and MADV_SEQUENTIAL
-// (recorded in the mapping, as Linux records them in the VMA's flags: a
-// mapping splits where its advice changes, and mappings with different
-// advice do not merge), MADV_WILLNEED (the host reads ahead), and
-// MADV_DONTNEED: pages of private anonymous mappings read back as zero
-// afterwards, pages of private file mappings read back the file's contents
-// (their private copies are dropped), and shared mappings keep their
-// contents, as on Linux. length is rounded up to whole pages; 0 succeeds
-// (once advice and addr are valid).
+// does. Supported advice:
+//
+//   - unix.MADV_NORMAL, MADV_RANDOM and MADV_SEQUENTIAL: recorded in the
+//     mapping, as Linux records them in the VMA's flags: a mapping splits
+//     where its advice changes, and mappings with different advice do not
+//     merge.
+//   - MADV_WILLNEED: the host reads ahead.
+//   - MADV_DONTNEED: pages of private anonymous mappings read back as zero
+//     afterwards, pages of private file mappings read back the file's
+//     contents (their private copies are dropped), and shared mappings keep
+//     their contents, as on Linux.
+//   - MADV_FREE (private anonymous memory only): Linux may drop the pages'
+//     contents at any time until each is written again. mmsim drops every
+//     page of the range when Madvise is called, as MADV_DONTNEED does: each
+//     reads back as zero until it is written, and a write after Madvise is
+//     kept. (A clone's copy of a page it shares is not affected.)
+//   - MADV_REMOVE (shared mappings whose MaxPerms has write, whatever
+//     their Perms: of files open for writing, and shared anonymous
+//     memory): punches a hole in the backing (fallocate(2) with
+//     FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE), so that the range, and
+//     every other mapping of those pages that has not copied them, reads
+//     zero.
+//   - MADV_DONTFORK and MADV_DOFORK: Clone leaves the pages out of the clone
+//     (and, with DOFORK, copies them again).
+//   - MADV_WIPEONFORK (private anonymous memory only) and MADV_KEEPONFORK:
+//     the clone gets the mapping with zero-filled pages.
+//   - MADV_HUGEPAGE and MADV_NOHUGEPAGE: recorded only (shown by WriteSmaps
+//     as "hg" and "nh"; mmsim backs every page with a base page).
+//
+// The advice from MADV_DONTFORK on is kept in the mapping as the access
+// pattern is: mappings split and merge where it changes. length is rounded
+// up to whole pages; 0 succeeds (once advice and addr are valid).
 //
 // Errors (wrapping a unix.Errno): EINVAL for other advice, an unaligned
-// addr, or a range that overflows, and for MADV_DONTNEED on locked pages
-// (Mlock; the mapped parts before them are advised, as on Linux); ENOMEM
-// if part of the range is not mapped or lies beyond the address space,
-// after every mapped part was advised, as on Linux; ErrClosed after Close.
+// addr, or a range that overflows; ENOMEM if part of the range is not mapped
+// or lies beyond the address space, after every mapped part was advised,
+// as on Linux; EAGAIN if advice that is kept in the mapping would split one
+// beyond MaxMapCount or the host budget (Linux's EAGAIN for a failed
+// split). Advice that a mapping refuses fails at the first such mapping,
+// the mappings before it advised, as on Linux: EINVAL for MADV_FREE or
+// MADV_WIPEONFORK on anything but private anonymous memory, for MADV_DONTNEED,
+// MADV_FREE or MADV_REMOVE on locked pages (Mlock, MAP_LOCKED), and for MADV_REMOVE on
+// private anonymous memory; EACCES for MADV_REMOVE on a private file
+// mapping or a shared one that may not be made writable (MaxPerms); the host's error if the backing
+// cannot be punched (EOPNOTSUPP on a file system without hole punching,
+// EPERM for a write-sealed memfd). ErrClosed after Close.
 func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) error {
 	switch advice {
 	case unix.MADV_NORMAL, unix.MADV_RANDOM, unix.MADV_SEQUENTIAL, unix.MADV_WILLNEED, unix.MADV_DONTNEED:
 	default:
+		if moreAdvice(advice) {
+			break
+		}
 		return fmt.Errorf("addrspace: madvise advice %d is not supported: %w", advice, unix.EINVAL)
 	}
 	if !addr.IsPageAligned() {
@@ -88,6 +122,9 @@ func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) e
 	}
 	var err error
 	switch advice {
+	case unix.MADV_FREE, unix.MADV_REMOVE, unix.MADV_DONTFORK, unix.MADV_DOFORK, unix.MADV_WIPEONFORK,
+		unix.MADV_KEEPONFORK, unix.MADV_HUGEPAGE, unix.MADV_NOHUGEPAGE:
+		err = as.adviseMore(ar, advice)
 	case unix.MADV_WILLNEED:
 		err = as.forEachMapped("madvise", ar, func(v *vma, r hostarch.AddrRange) error {
 			if v.file != nil {
@@ -113,7 +150,7 @@ func (as *AddressSpace) Madvise(addr hostarch.Addr, length uint64, advice int) e
 		}
 		// Advice splits mappings as Linux's VM_RAND_READ and VM_SEQ_READ do.
 		if err := as.admit(as.splits(ar, func(v *vma) bool { return v.advice != pattern })); err != nil {
-			return err
+			return fmt.Errorf("addrspace: madvise: %v: %w", err, unix.EAGAIN)
 		}
 		defer as.settle()
 		err = as.forEachMapped("madvise", ar, func(v *vma, r hostarch.AddrRange) error {

@@ -90,6 +90,9 @@
 //	copy_{to,from}_user        the usermem.IO methods
 //	access_ok                  the bounds check against Size
 //	/proc/PID/maps             WriteMaps
+//	/proc/PID/smaps            WriteSmaps
+//	VM_DONTCOPY, VM_WIPEONFORK, vma.flags, set by Madvise; Clone honours the
+//	  VM_HUGEPAGE, VM_NOHUGEPAGE   fork advice
 //
 // # What copies check, and what they ignore
 //

@@ -14,7 +14,10 @@ import (
 //   - private mappings become copy-on-write in both: their pages are
 //     write-protected in both views of both address spaces, the first write
 //     to a page in either copies it, and a page that is no longer shared
-//     with anyone is made writable again without a copy.
+//     with anyone is made writable again without a copy;
+//   - mappings advised MADV_DONTFORK are left out of the clone, and those
+//     advised MADV_WIPEONFORK are in it with zero-filled pages (see
+//     Madvise).
 //
 // No page is copied by Clone itself: its cost grows with the number of
 // mappings (and of pages already copied on write), not with the memory they
@@ -48,6 +51,9 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 	var vmas []*vma
 	as.vmas.Ascend(func(v *vma) bool { vmas = append(vmas, v); return true })
 	for _, v := range vmas {
+		if v.flags&vmDontCopy != 0 {
+			continue // MADV_DONTFORK: Linux's dup_mmap leaves the VMA out
+		}
 		cv := *v
 		if v.file != nil {
 			r, err := child.adoptFile(v.file)
@@ -57,7 +63,11 @@ func (as *AddressSpace) Clone() (*AddressSpace, error) {
 			}
 			cv.file = r
 		}
-		if v.private {
+		if v.flags&vmWipeOnFork != 0 {
+			// MADV_WIPEONFORK: the child's mapping starts with no pages
+			// (they read zero) and, as Linux's, no anon_vma.
+			cv.anonID = detachedAnonID(v.anonID)
+		} else if v.private {
 			// The parent's pages become copy-on-write in both (a write
 			// racing with Clone lands before, and is inherited, or faults
 			// and waits for as.mu).

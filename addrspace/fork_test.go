@@ -340,7 +340,8 @@ func TestMadvise(t *testing.T) {
 		want   unix.Errno
 	}{
 		{priv + 1, pg, unix.MADV_DONTNEED, unix.EINVAL},
-		{priv, pg, unix.MADV_HUGEPAGE, unix.EINVAL},
+		{priv, pg, unix.MADV_HUGEPAGE, 0},
+		{priv, pg, unix.MADV_MERGEABLE, unix.EINVAL},
 		{priv, 64 * pg, unix.MADV_DONTNEED, unix.ENOMEM},
 		{priv, 0, unix.MADV_DONTNEED, 0},
 		{pf, 2 * pg, unix.MADV_WILLNEED, 0},

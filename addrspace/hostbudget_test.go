@@ -69,7 +69,7 @@ func TestHostBudgetExhaustion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills the host's mapping budget")
 	}
-	for _, name := range []string{"isolated", "isolated8", "clonescatter", "mprotect", "mremap", "spaces", "fsize"} {
+	for _, name := range []string{"isolated", "isolated8", "clonescatter", "mprotect", "advice", "mremap", "spaces", "fsize"} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestHostBudgetChild$", "-test.v")
 			cmd.Env = append(os.Environ(), "MMSIM_BUDGET_CHILD="+name)
@@ -226,6 +226,41 @@ func TestHostBudgetChild(t *testing.T) {
 		checkBudgetHealthy(t, budget)
 		if err := as.Mprotect(a, n*pg, hostarch.ReadWrite); err != nil {
 			t.Fatalf("merging again: %v", err)
+		}
+	case "advice":
+		// Flag advice splits as Mprotect does: EAGAIN (Linux's errno for
+		// a failed split in madvise), then MREMAP_DONTUNMAP needs one more
+		// mapping: ENOMEM.
+		as := newSpace(64 << 30)
+		const n = 64 << 10 // pages
+		a := mustMmap(t, as, MmapOpts{Length: n * pg, Perms: hostarch.ReadWrite, Private: true})
+		if _, err := as.ZeroOut(ctx, a, n*pg, usermem.IOOpts{}); err != nil {
+			t.Fatal(err)
+		}
+		i := 0
+		for ; i < n/2; i++ {
+			err := as.Madvise(a+hostarch.Addr(2*i*pg), pg, unix.MADV_DONTFORK)
+			if err != nil {
+				if !errors.Is(err, unix.EAGAIN) {
+					t.Fatalf("Madvise %d: %v", i, err)
+				}
+				break
+			}
+		}
+		if i == n/2 {
+			t.Fatalf("%d Madvise splits and no EAGAIN", i)
+		}
+		t.Logf("EAGAIN after %d Madvise splits", i)
+		if _, err := as.Mremap(a+pg, pg, pg, unix.MREMAP_MAYMOVE|unix.MREMAP_DONTUNMAP, 0); !errors.Is(err, unix.ENOMEM) {
+			t.Fatalf("Mremap(MREMAP_DONTUNMAP) at the limit = %v; want ENOMEM", err)
+		}
+		writeAt(t, as, a+pg, "w")
+		checkBudgetHealthy(t, budget)
+		if err := as.Madvise(a, n*pg, unix.MADV_DOFORK); err != nil {
+			t.Fatalf("merging again: %v", err)
+		}
+		if ms := as.Mappings(); len(ms) != 1 {
+			t.Fatalf("%d mappings after MADV_DOFORK over all", len(ms))
 		}
 	case "spaces":
 		// Host address space: spaces of 64 GiB until New refuses one.

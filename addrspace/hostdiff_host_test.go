@@ -111,6 +111,9 @@ func mremapFlagsGo(f int) string {
 	if f&unix.MREMAP_FIXED != 0 {
 		parts = append(parts, "unix.MREMAP_FIXED")
 	}
+	if f&unix.MREMAP_DONTUNMAP != 0 {
+		parts = append(parts, "unix.MREMAP_DONTUNMAP")
+	}
 	if len(parts) == 0 {
 		return "0"
 	}

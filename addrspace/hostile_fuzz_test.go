@@ -905,9 +905,17 @@ func (h *hostile) mgmt(op int, s *hSpace, eff *effect) string {
 			unix.MADV_DONTFORK, unix.MADV_HUGEPAGE, -1, 1000, int(h.in.u64())}[h.in.intn(10)]
 		name = fmt.Sprintf("%s.Madvise(%#x, %#x, %d)", s.name, a, l, adv)
 		h.run(name, func() { err = s.as.Madvise(a, l, adv) })
-		// ENOMEM leaves the pages before the hole advised.
-		if h.errno(name, s, err, unix.EINVAL, unix.ENOMEM) != unix.EINVAL {
+		// ENOMEM leaves the pages before the hole advised; the advice of
+		// the kernel-extras issue also stops at a mapping that refuses it
+		// (EINVAL, EACCES, the host's error punching a hole), after
+		// advising those before, and splits mappings.
+		e := h.errno(name, s, err, unix.EINVAL, unix.ENOMEM, unix.EACCES, unix.EAGAIN, unix.EPERM, unix.EOPNOTSUPP)
+		if e != unix.EINVAL || moreAdvice(adv) {
 			eff.priv = []hostarch.AddrRange{pageRange(a, l)}
+		}
+		if moreAdvice(adv) {
+			eff.maps = []hostarch.AddrRange{pageRange(a, l)}
+			eff.shared = adv == unix.MADV_REMOVE
 		}
 	case 5:
 		a, l := h.addr(s), h.length(s)
@@ -963,7 +971,14 @@ func (h *hostile) mgmt(op int, s *hSpace, eff *effect) string {
 		if !s.closing {
 			// The child starts as the parent is.
 			ps, cs := takeSnap(s.as), takeSnap(c)
-			if !mapsEqual(clip(ps.maps, nil), clip(cs.maps, nil)) || !samplesEqual(ps, cs) {
+			if forkAdvised(s.as) {
+				// MADV_DONTFORK and MADV_WIPEONFORK: the clone has a part
+				// of the parent's mappings (advice_more_test.go checks
+				// which, and their bytes).
+				if !mappingsWithin(cs.maps, ps.maps) {
+					h.fail("%s: the clone has a mapping its parent does not", name)
+				}
+			} else if !mapsEqual(clip(ps.maps, nil), clip(cs.maps, nil)) || !samplesEqual(ps, cs) {
 				h.fail("%s: the clone differs from its parent", name)
 			}
 		}

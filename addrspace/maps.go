@@ -122,24 +122,29 @@ func (as *AddressSpace) WriteMaps(w io.Writer) error {
 	}
 	bw := bufio.NewWriter(w)
 	for _, m := range as.Mappings() {
-		ps := byte('s')
-		if m.Private {
-			ps = 'p'
-		}
-		line := fmt.Sprintf("%08x-%08x %s%c %08x %02x:%02x %d ",
-			uint64(m.Range.Start), uint64(m.Range.End), m.Perms, ps, m.Offset,
-			devMajor(m.Dev), devMinor(m.Dev), m.Inode)
-		if name := mapsName(m); name != "" {
-			// Linux pads the fixed fields to 73 columns before the name.
-			for len(line) < 73 {
-				line += " "
-			}
-			line += name
-		}
-		bw.WriteString(line)
+		bw.WriteString(mapsLine(m))
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
+}
+
+// mapsLine formats m as a line of /proc/PID/maps, without the newline.
+func mapsLine(m Mapping) string {
+	ps := byte('s')
+	if m.Private {
+		ps = 'p'
+	}
+	line := fmt.Sprintf("%08x-%08x %s%c %08x %02x:%02x %d ",
+		uint64(m.Range.Start), uint64(m.Range.End), m.Perms, ps, m.Offset,
+		devMajor(m.Dev), devMinor(m.Dev), m.Inode)
+	if name := mapsName(m); name != "" {
+		// Linux pads the fixed fields to 73 columns before the name.
+		for len(line) < 73 {
+			line += " "
+		}
+		line += name
+	}
+	return line
 }
 
 // devMajor and devMinor split a Linux dev_t (see glibc's gnu_dev_major).

@@ -45,6 +45,9 @@ type refPage struct {
 	file            *refFile // nil: anonymous
 	off             uint64   // file offset of the page
 	data            []byte   // anonymous memory, or the private copy
+	// dontFork and wipeOnFork are MADV_DONTFORK and MADV_WIPEONFORK (see
+	// model_advice_test.go).
+	dontFork, wipeOnFork bool
 }
 
 type refModel struct {
@@ -367,9 +370,13 @@ func (r *modelRun) step() {
 		}
 		r.fam = append(r.fam[:i], r.fam[i+1:]...)
 		r.fm = append(r.fm[:i], r.fm[i+1:]...)
-	case op >= 103 && op < 108: // Mremap
+	case op == 107: // Mremap with MREMAP_DONTUNMAP
+		r.mremapDontUnmap()
+	case op >= 103 && op < 107: // Mremap
 		r.mremap()
-	case op >= 108 && op < 112: // Madvise
+	case op == 111: // the advice of the kernel-extras issue
+		r.madviseMore()
+	case op >= 108 && op < 111: // Madvise
 		addr := r.randAddr()
 		if rng.Intn(6) != 0 {
 			addr = addr.RoundDown()
@@ -576,9 +583,15 @@ func (r *modelRun) syncCore() {
 func (m *refModel) clone() *refModel {
 	c := &refModel{size: m.size, pages: make(map[uint64]*refPage, len(m.pages)), brkStart: m.brkStart, brk: m.brk}
 	for n, p := range m.pages {
+		if p.dontFork {
+			continue
+		}
 		cp := *p
 		if p.private && p.data != nil {
 			cp.data = append([]byte(nil), p.data...)
+		}
+		if p.wipeOnFork {
+			cp.data = make([]byte, pg)
 		}
 		c.pages[n] = &cp
 	}
@@ -768,7 +781,7 @@ func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, n
 	o := uint64(old)
 	extend := func(at, n uint64, last *refPage) {
 		for k := uint64(0); k < n/pg; k++ {
-			p := &refPage{perms: last.perms, maxPerms: last.maxPerms, private: last.private, file: last.file}
+			p := &refPage{perms: last.perms, maxPerms: last.maxPerms, private: last.private, file: last.file, dontFork: last.dontFork, wipeOnFork: last.wipeOnFork}
 			if last.file != nil {
 				p.off = last.off + (k+1)*pg
 			} else {

@@ -9,8 +9,9 @@ import (
 
 // Mremap grows, shrinks or moves the mapping at [old, old+oldLen) to
 // newLen bytes and returns its address, as mremap(2) does (Linux 6.17 and
-// later). flags is a combination of unix.MREMAP_MAYMOVE and
-// unix.MREMAP_FIXED; newAddr is used only with MREMAP_FIXED. Lengths are
+// later). flags is a combination of unix.MREMAP_MAYMOVE, unix.MREMAP_FIXED
+// and unix.MREMAP_DONTUNMAP; newAddr is used only with MREMAP_FIXED (the
+// target) and MREMAP_DONTUNMAP (a hint, as Mmap's Addr). Lengths are
 // rounded up to whole pages (a length within a page of 2^64 rounds to 0, as
 // Linux's PAGE_ALIGN wraps). A mapping here is what Mappings lists: the
 // unit Linux keeps as one VMA.
@@ -34,12 +35,21 @@ import (
 //   - oldLen 0 with MREMAP_MAYMOVE maps the pages of a shared mapping a
 //     second time, from old, for newLen bytes (anywhere inside its file or
 //     shared-memory object).
+//   - MREMAP_DONTUNMAP (Linux 5.13 and later semantics; it needs
+//     MREMAP_MAYMOVE and newLen == oldLen) moves the pages as a move does,
+//     to newAddr with MREMAP_FIXED or else to a free range (newAddr if it is
+//     free), but leaves [old, old+oldLen) mapped, with no pages: it reads
+//     zero again for private anonymous memory, and the file's or the
+//     shared-memory object's pages for file and shared mappings (a private
+//     file mapping's private copies move). Any mapping may be moved so.
+//     The old mapping is unlocked (Linux clears VM_LOCKED on it), and keeps
+//     its other attributes.
 //
 // Errors (wrapping a unix.Errno), in Linux's order: EINVAL for unknown
-// flags (MREMAP_DONTUNMAP is not supported), an unaligned old, a zero
-// newLen or one beyond the address space, and with MREMAP_FIXED for FIXED
-// without MAYMOVE, a newAddr that is unaligned or leaves no room for
-// newLen, or a target overlapping [old, old+oldLen); EFAULT if old is not
+// flags, an unaligned old, a zero newLen or one beyond the address space,
+// and with MREMAP_FIXED or MREMAP_DONTUNMAP for either without MAYMOVE, a
+// newAddr that is unaligned or leaves no room for newLen, DONTUNMAP with
+// newLen != oldLen, or a newAddr range overlapping [old, old+oldLen); EFAULT if old is not
 // mapped, or, to grow or move, [old, old+oldLen) is not inside one mapping;
 // EINVAL for oldLen 0 on a private mapping; EPERM for a FIXED target at
 // page 0 (below MinAddr); EAGAIN if growing a locked mapping would exceed
@@ -50,10 +60,11 @@ import (
 // anything that can fail after the checks above; otherwise a failed Mremap
 // changes nothing.
 func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, newAddr hostarch.Addr) (hostarch.Addr, error) {
-	if flags&^(unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED) != 0 {
+	if flags&^(unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED|unix.MREMAP_DONTUNMAP) != 0 {
 		return 0, fmt.Errorf("addrspace: mremap flags %#x: %w", flags, unix.EINVAL)
 	}
 	mayMove, fixed := flags&unix.MREMAP_MAYMOVE != 0, flags&unix.MREMAP_FIXED != 0
+	dontUnmap := flags&unix.MREMAP_DONTUNMAP != 0
 	if !old.IsPageAligned() {
 		return 0, fmt.Errorf("addrspace: mremap of unaligned address %#x: %w", old, unix.EINVAL)
 	}
@@ -64,9 +75,14 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 	if newLen == 0 || newLen > size {
 		return 0, fmt.Errorf("addrspace: mremap to length %#x: %w", newLen, unix.EINVAL)
 	}
-	if fixed {
+	if fixed || dontUnmap {
+		// Linux's check_mremap_params: with MREMAP_DONTUNMAP alone newAddr
+		// is a hint, checked all the same.
 		if uint64(newAddr) > size-newLen || !newAddr.IsPageAligned() || !mayMove {
 			return 0, fmt.Errorf("addrspace: mremap to [%#x, +%#x) (flags %#x): %w", newAddr, newLen, flags, unix.EINVAL)
+		}
+		if dontUnmap && oldLen != newLen {
+			return 0, fmt.Errorf("addrspace: mremap with MREMAP_DONTUNMAP from %#x to %#x bytes: %w", oldLen, newLen, unix.EINVAL)
 		}
 		// Linux's vrm_overlaps, in its unsigned arithmetic.
 		if uint64(old)+oldLen > uint64(newAddr) && uint64(newAddr)+newLen > uint64(old) {
@@ -79,7 +95,10 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 		return 0, errClosedMgmt
 	}
 	if fixed && oldLen == newLen {
-		return as.remapMove(old, oldLen, newAddr)
+		return as.remapMove(old, oldLen, newAddr, dontUnmap)
+	}
+	if dontUnmap {
+		return as.remapDontUnmap(old, oldLen, newAddr)
 	}
 	if as.find(old) == nil {
 		return 0, fmt.Errorf("addrspace: mremap: %#x is not mapped: %w", old, unix.EFAULT)
@@ -182,7 +201,7 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 // 6.17's remap_move). The range must start in a mapping.
 //
 // Preconditions: as.mu is held; the arguments passed Mremap's checks.
-func (as *AddressSpace) remapMove(old hostarch.Addr, length uint64, newAddr hostarch.Addr) (hostarch.Addr, error) {
+func (as *AddressSpace) remapMove(old hostarch.Addr, length uint64, newAddr hostarch.Addr, keep bool) (hostarch.Addr, error) {
 	if uint64(old) >= as.size || as.find(old) == nil {
 		return 0, fmt.Errorf("addrspace: mremap: %#x is not mapped: %w", old, unix.EFAULT)
 	}
@@ -214,6 +233,12 @@ func (as *AddressSpace) remapMove(old hostarch.Addr, length uint64, newAddr host
 		}
 		if dst < MinAddr {
 			return 0, errPageZero(dst)
+		}
+		if keep {
+			if err := as.moveKeep(r, dst); err != nil {
+				return 0, err
+			}
+			continue
 		}
 		if err := as.moveRange(r, dst); err != nil {
 			return 0, err
@@ -301,6 +326,9 @@ func (as *AddressSpace) move(ar hostarch.AddrRange, dst hostarch.Addr) error {
 	v := as.find(ar.Start)
 	nv := *v
 	nv.start, nv.end = target.Start, target.End
+	if nv.file == nil && nv.private && !nv.hasAnonVMA() {
+		nv.pgoff = uint64(nv.start) // Linux's copy_vma, for no anon_vma yet
+	}
 	if err := as.pt.Move(uint64(ar.Start), uint64(ar.End), uint64(dst)); err != nil {
 		return fmt.Errorf("addrspace: mremap: %w", err)
 	}

@@ -41,9 +41,12 @@ type vma struct {
 	pgoff uint64
 
 	// account plays Linux's VM_ACCOUNT: set on a private mapping once it
-	// has been writable (by Mmap or Mprotect), and never cleared (Linux
-	// clears it only on anonymous memory never written, which mmsim does
-	// not track: see anonID). VMAs that differ in it do not merge.
+	// has been writable (by Mmap or Mprotect), and cleared only where
+	// Linux clears it: an Mprotect without write of anonymous memory that
+	// has no anon_vma (anonID 0; mmsim assumes anonymous memory is written
+	// once mapped, so only after MREMAP_DONTUNMAP moved all of it away, or
+	// in a clone of a MADV_WIPEONFORK mapping). VMAs that differ in it do
+	// not merge.
 	account bool
 
 	// anonID plays the identity of Linux's anon_vma, which a private VMA
@@ -52,7 +55,9 @@ type vma struct {
 	// sees that fault (the first copy on write, anonFault). For private
 	// anonymous memory it cannot see which pages a program writes, so it
 	// assumes, as for nearly every program, that a mapping is written soon
-	// after it is made (assignAnonID). 0 means none yet.
+	// after it is made (assignAnonID). 0 means none yet; an ID with
+	// anonDetached set means none either, for a VMA Linux keeps apart
+	// from its neighbours all the same (see detachedAnonID).
 	anonID uint64
 
 	// advice is the access pattern that Madvise set (unix.MADV_RANDOM or
