@@ -46,7 +46,8 @@ unit:
 #   TestModel: qemu's mincore(2) fails with ENOMEM on pages that are not
 #     readable (Linux does not), and the model checks Mincore;
 #   TestHostDiff, TestHostDiffCases, TestHostDiffFlags, TestHostDiffLimits,
-#   TestHostDiffMlockall, TestHostDiffRlimits: the reference is the host
+#   TestHostDiffMlockall, TestHostDiffRlimits, TestHostDiffAdvice,
+#   TestHostDiffAdviceCases: the reference is the host
 #     kernel, and under qemu the "host" is qemu's emulation of mremap and
 #     friends (and of stack growth, mlock and /proc/self/smaps);
 #   TestModelHostAccount, TestHostBudgetExhaustion: they compare with and
@@ -64,7 +65,7 @@ unit:
 #     re-panics (SIGSEGV addresses are right);
 #   TestMlockallHugeSpace: a space of 2^46 bytes, as FuzzHostile's seeds.
 QEMU_AARCH64 ?= qemu-aarch64
-ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate|TestTLBTruncatedFile|TestMlockallHugeSpace)$$
+ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestHostDiffAdvice|TestHostDiffAdviceCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate|TestTLBTruncatedFile|TestMlockallHugeSpace)$$
 
 arm64:
 	GOARCH=arm64 $(GO) build ./...
