@@ -503,9 +503,19 @@ func (t *Table) Fault(m Mapping, addr uint64, write, max bool) error {
 		}
 	}
 	page := addr &^ (hostarch.PageSize - 1)
-	if write {
-		t.written(page)
+	if err := t.fault0(m, page, write, max); err != nil || !write {
+		return err
 	}
+	if e := t.entryAt(page); e != nil && beyondEOF(e, page) {
+		return nil // the retry raises SIGBUS: nothing is written
+	}
+	// The write goes ahead: the page is dirty, and writable if tracked.
+	t.written(page)
+	return nil
+}
+
+// fault0 is Fault once the max view is there, but for write tracking.
+func (t *Table) fault0(m Mapping, page uint64, write, max bool) error {
 	e := t.entryAt(page)
 	if e != nil && (!write || !m.Private || !e.cow) {
 		if beyondEOF(e, page) {
