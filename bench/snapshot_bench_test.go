@@ -25,7 +25,19 @@ const (
 // snapSize bytes, a snapshot of it (a Clone), and the mapping's address.
 // It resets the space once, as a fuzzer does before its first iteration.
 func snapSpace(b *testing.B) (*addrspace.AddressSpace, *addrspace.AddressSpace, hostarch.Addr) {
-	as, a := cowSpace(b, snapSize)
+	as, err := addrspace.New(addrspace.Options{Size: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { as.Close() })
+	a, err := as.Mmap(addrspace.MmapOpts{Length: snapSize, Perms: hostarch.ReadWrite, Private: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Every page backed and written (ZeroOut writes: no Go buffer).
+	if _, err := as.ZeroOut(context.Background(), a, snapSize, usermem.IOOpts{}); err != nil {
+		b.Fatal(err)
+	}
 	snap, err := as.Clone()
 	if err != nil {
 		b.Fatal(err)
