@@ -22,7 +22,11 @@ import (
 //     write to the host view that the fault path resolves. Writes by
 //     another address space to a shared mapping do not count (as another
 //     process's writes do not set this one's soft-dirty bits), nor do
-//     writes to a mapped file by the host.
+//     writes to a mapped file by the host. A page counts once a write to
+//     it is allowed to proceed: a write that fails (EFAULT, SIGBUS past a
+//     file's end) dirties nothing, and CopyOutFrom counts every page it
+//     hands its reader writable, since it cannot see which bytes the
+//     reader fills.
 //   - A change of what backs a page makes it dirty: Munmap and a new
 //     Mmap over it, Mremap (source and target), MADV_DONTNEED and
 //     MADV_REMOVE, and Reset where it restores the page. (Linux reports a
@@ -138,8 +142,9 @@ func (as *AddressSpace) trackRange(op string, ar hostarch.AddrRange) error {
 //
 // Pages that Reset restores are dirty afterwards (see Dirty); the others
 // keep their state. Reset waits for CopyOutFrom and CopyInTo calls in
-// progress on either space. A copy racing with Reset sees, page by page,
-// the contents before or after it.
+// progress on either space. A copy racing with Reset may see a page
+// before, during or after its restoration; a write racing with Reset is
+// either undone by it or seen by the next Reset, never lost to it.
 //
 // Errors (wrapped): EINVAL if snap is nil, as itself, closed, of another
 // Size, or does not share as's memory (it is not a Clone of as, of a
