@@ -22,14 +22,27 @@ import (
 // wrote since: soft-dirty clear) and rclean (pages whose contents are the
 // snapshot's since the last reset).
 //
-// The host's own soft-dirty bits (clear_refs, pagemap) clear a whole
-// process at once, so they cannot serve one address space among several;
-// userfaultfd write-protection with PAGEMAP_SCAN (Linux 6.7) could serve a
-// range without splitting host mappings, but it is absent from older
-// kernels and from qemu-user, needs vm.unprivileged_userfaultfd or
-// UFFD_USER_MODE_ONLY, and reset still needs the page table's record of
-// which private pages diverged: write-protection in the fault path works
-// everywhere the page table does.
+// Why write-protection in the fault path, measured on this machine (Linux
+// 6.18, x86-64, 256 MiB of private memory, 16 scattered pages written):
+//
+//	                          fault path (this)   userfaultfd WP_ASYNC + PAGEMAP_SCAN
+//	first write to a page     ~8 µs (signal,      ~0.6 µs (in the kernel)
+//	                            mprotect)
+//	which pages were written  ~1 µs (the sets)    ~45 µs (a scan of the range;
+//	                                                grows with the range)
+//	clear again               ~65 µs              ~46 µs (scan and re-protect)
+//	protect 256 MiB           ~6 ms               ~7 ms
+//	host mappings             +2 per page among   none (per-page bits)
+//	                            clean ones
+//
+// userfaultfd is faster per write and costs no host mappings, but every
+// query walks the whole range (a reset could not stay below 50 µs on
+// 256 MiB, let alone 64 GiB), it needs Linux 6.7 (absent from older
+// kernels and from qemu-user, where mmsim's arm64 tests run), and the
+// host's own soft-dirty bits (clear_refs) clear the whole process at once.
+// The fault path works wherever the page table does, and a reset consults
+// only the pages written. (A hybrid, userfaultfd where the host has it for
+// the writes and these sets for the queries, is future work.)
 
 var tableIDs atomic.Uint64
 
