@@ -144,7 +144,10 @@ func (as *AddressSpace) trackRange(op string, ar hostarch.AddrRange) error {
 // keep their state. Reset waits for CopyOutFrom and CopyInTo calls in
 // progress on either space. A copy racing with Reset may see a page
 // before, during or after its restoration; a write racing with Reset is
-// either undone by it or seen by the next Reset, never lost to it.
+// either undone by it or seen by the next Reset, never lost to it. snap
+// must not be written while Reset runs (it reads snap's pages); changes to
+// snap between resets are fine: the next Reset notices them and restores
+// everything.
 //
 // Errors (wrapped): EINVAL if snap is nil, as itself, closed, of another
 // Size, or does not share as's memory (it is not a Clone of as, of a
