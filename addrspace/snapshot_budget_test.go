@@ -25,6 +25,12 @@ func TestDirtyHostBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills the host's mapping budget")
 	}
+	if os.Getenv("MMSIM_TEST_EXEC") != "" {
+		// As TestHostBudgetExhaustion (skipped by make arm64): under
+		// qemu-user the host's mappings are qemu's, which 60,000 guest
+		// mappings exhaust.
+		t.Skip("fills the host's own mappings, which under qemu-user are qemu's")
+	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDirtyHostBudgetChild$", "-test.v")
 	cmd.Env = append(os.Environ(), "MMSIM_DIRTY_BUDGET_CHILD=1")
 	out, err := cmd.CombinedOutput()
@@ -108,7 +114,7 @@ func TestDirtyHostBudgetChild(t *testing.T) {
 			t.Fatalf("after Reset page %d reads %d, want 0", p, got[0])
 		}
 	}
-	if err := checkHostAccount(big); err != nil {
+	if err := checkViews(big); err != nil {
 		t.Fatal(err)
 	}
 	checkBudgetHealthy(t, budget)

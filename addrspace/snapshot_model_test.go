@@ -102,7 +102,7 @@ func modelResetRun(t *testing.T, seed int64, ops int) {
 			if err := checkRefs(append(append([]*AddressSpace(nil), r.fam...), snap)); err != nil {
 				r.fail("after Reset: %v", err)
 			}
-			if err := checkHostAccount(r.as); err != nil {
+			if err := checkViews(r.as); err != nil {
 				r.fail("after Reset: %v", err)
 			}
 		case k < 7:

@@ -206,7 +206,7 @@ func TestDirtyWritePaths(t *testing.T) {
 				if d, err := as.Dirty(ar); err != nil || !sameRanges(d, pageRanges(want)) {
 					t.Fatalf("after a partial ClearDirty: Dirty = %v, %v; want %v", d, err, pageRanges(want))
 				}
-				if err := checkHostAccount(as); err != nil {
+				if err := checkViews(as); err != nil {
 					t.Fatal(err)
 				}
 			})
@@ -356,7 +356,7 @@ func TestResetBasic(t *testing.T) {
 		if m := as.Mappings(); fmt.Sprint(m) != fmt.Sprint(maps) {
 			t.Fatalf("round %d: Mappings = %v; want %v", round, m, maps)
 		}
-		if err := checkHostAccount(as); err != nil {
+		if err := checkViews(as); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -591,7 +591,17 @@ func TestDirtyConcurrentWriters(t *testing.T) {
 	if d, err := as.Dirty(ar); err != nil || !sameRanges(d, pageRanges(want)) {
 		t.Fatalf("Dirty = %v, %v; want %v", d, err, pageRanges(want))
 	}
-	if err := checkHostAccount(as); err != nil {
+	if err := checkViews(as); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkViews is checkHostAccount where the host's mappings are the
+// kernel's: under qemu-user (make arm64 sets MMSIM_TEST_EXEC) they are
+// qemu's own layout of guest memory, as TestModelHostAccount's skip says.
+func checkViews(as *AddressSpace) error {
+	if os.Getenv("MMSIM_TEST_EXEC") != "" {
+		return nil
+	}
+	return checkHostAccount(as)
 }
