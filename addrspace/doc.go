@@ -93,6 +93,9 @@
 //	/proc/PID/smaps            WriteSmaps
 //	VM_DONTCOPY, VM_WIPEONFORK, vma.flags, set by Madvise; Clone honours the
 //	  VM_HUGEPAGE, VM_NOHUGEPAGE   fork advice
+//	clear_refs 4, pagemap's    ClearDirty, Dirty (write-protection caught by
+//	  soft-dirty bit             the fault handler; see snapshot.go)
+//	CRIU/fuzzer snapshot       a Clone, and Reset to it
 //
 // # What copies check, and what they ignore
 //
@@ -148,5 +151,7 @@
 //	    pma's account.mu    the process-wide host account (a leaf)
 //
 // A Clone holds the parent's mu while it builds the child, whose locks it
-// never takes (nothing else can reach the child yet).
+// never takes (nothing else can reach the child yet). Reset holds two
+// spaces' locks: both activeMu, then both mu, each pair in the order the
+// spaces were created.
 package addrspace
