@@ -71,7 +71,8 @@ FUZZ_TARGETS := \
 	./hostarch:FuzzAddrRangeSeq \
 	./usermem:FuzzCopyInt32StringsInVec \
 	./addrspace:FuzzModel \
-	./addrspace:FuzzHostile
+	./addrspace:FuzzHostile \
+	./addrspace:FuzzRestore
 
 fuzz-smoke fuzz:
 	@for t in $(FUZZ_TARGETS); do \

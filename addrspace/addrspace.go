@@ -96,6 +96,13 @@ type AddressSpace struct {
 	// brkStart and brk are the start and the current end of the heap that
 	// Brk manages (Linux's start_brk and brk).
 	brkStart, brk hostarch.Addr
+
+	// filling lists the lazy fills in progress (see fillLazy).
+	filling []*fillInFlight
+
+	// lastSave is what the last Save with Track saved, for the next
+	// incremental Save.
+	lastSave *saveState
 }
 
 // New creates an empty address space.
@@ -260,6 +267,13 @@ type MmapOpts struct {
 	// for reading otherwise. As on Linux, a page that cannot be populated
 	// (past the end of its file, say) does not fail the Mmap.
 	Populate bool
+
+	// Fill makes the mapping lazily filled: the first access to each page
+	// calls Fill for its contents instead of reading zeros (see
+	// PageFiller). The mapping must be private and anonymous (File nil),
+	// else Mmap fails with EINVAL. Clone gives the child the same filler:
+	// each address space fills the pages it has not got yet.
+	Fill PageFiller
 }
 
 // Mmap creates a mapping and returns its address, as mmap(2) does.
@@ -296,6 +310,9 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 		if opts.Offset+length < opts.Offset || opts.Offset+length > 1<<63 {
 			return 0, fmt.Errorf("addrspace: mmap offset %#x + length %#x overflows: %w", opts.Offset, length, unix.EOVERFLOW)
 		}
+	}
+	if opts.Fill != nil && (opts.File != nil || !opts.Private) {
+		return 0, errLazyKind
 	}
 	if opts.NoReplace {
 		opts.Fixed = true
@@ -367,6 +384,9 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 	}
 	v.end = v.start + hostarch.Addr(length)
 	v.pgoff = uint64(v.start) // as Linux sets vm_pgoff of anonymous memory
+	if err := lazyOpts(opts, v); err != nil {
+		return 0, err
+	}
 	v.account = opts.Private && opts.Perms.Write
 
 	allowed := hostarch.AnyAccess
