@@ -70,6 +70,16 @@
 //	access_ok                  the bounds check against Size
 //	/proc/PID/maps             WriteMaps
 //
+// # Save, restore and lazy memory
+//
+// Save writes an address space (its mappings, heap bounds and the contents
+// of its anonymous and private memory, sparsely; mapped files by
+// reference) in the format that SaveVersion documents, and Restore builds
+// a new space from it, applying increments (SaveOptions.Incremental) after
+// it. A mapping with MmapOpts.Fill is filled lazily, page run by page
+// run, by a PageFiller on first touch, as a userfaultfd handler fills a
+// Linux process's memory; the filler runs without the mapping lock.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. Copies take no lock; the

@@ -14,7 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Save and restore.
+// SaveVersion is the version of the save format that Save writes and
+// Restore reads, described here.
 //
 // # FORMAT
 //
@@ -39,7 +40,7 @@ import (
 // Each record is
 //
 //	type    u32
-//	length  u32      the payload's length, at most maxRecordPayload
+//	length  u32      the payload's length, at most 16 + 256 pages
 //	payload [length]byte
 //	crc     u32      CRC-32C of type, length and payload
 //
@@ -56,17 +57,17 @@ import (
 //	        obj u32 (the FILE or SHM idx), off u64, pgoff u64, account u8,
 //	        anonID u64, advice i32, flags u32, nameLen u16, name
 //	        One mapping, in address order; mappings do not overlap.
-//	5 PAGES space u8 (0: the private pages of the mapping at addr; 1: SHM
-//	        object obj at offset addr), obj u32, addr u64, then whole pages
-//	        of data (at most maxRecordPages). Private pages are those the
-//	        space backs with its own memory: the pages of private anonymous
-//	        memory written or touched, and the copies of a private file
-//	        mapping's pages made on write. Pages that were never touched,
-//	        and anonymous pages that read as zero, take no record.
 //	4 DISCARD start u64, end u64 (increments only)
 //	        The private pages of [start, end) revert to unbacked (zero for
 //	        anonymous memory, the file for a private file mapping), before
 //	        the increment's PAGES records apply.
+//	5 PAGES space u8 (0: the private pages of the mapping at addr; 1: SHM
+//	        object obj at offset addr), obj u32, addr u64, then whole pages
+//	        of data (at most 256). Private pages are those the
+//	        space backs with its own memory: the pages of private anonymous
+//	        memory written or touched, and the copies of a private file
+//	        mapping's pages made on write. Pages that were never touched,
+//	        and anonymous pages that read as zero, take no record.
 //	6 END   records u64 (the number of records before it), pages u64 (the
 //	        number of pages in PAGES records)
 //
@@ -78,12 +79,9 @@ import (
 // Restore checks every field (alignment, bounds, overlaps, references to
 // objects, record order, checksums, counts) before it acts on it and
 // allocates memory only as the input provides the bytes: a record is at
-// most maxRecordPayload bytes, the mappings and objects are at most
+// most 16 bytes and 256 pages, the mappings and objects are at most
 // MaxMapCount. Any error wraps ErrBadSave and unix.EINVAL, except where the
 // host or the resolver fails (their errors are wrapped as they are).
-
-// SaveVersion is the version of the save format that Save writes and
-// Restore reads.
 const SaveVersion = 1
 
 const (
@@ -412,7 +410,11 @@ func (as *AddressSpace) saveLocked(w io.Writer, opts SaveOptions) error {
 			return err
 		}
 		for _, ar := range dirty {
+			// A dirty run is discarded, then its backed pages saved (but
+			// for anonymous pages that read as zero, which the discard
+			// restores).
 			if ar = ar.Intersect(v.ar()); ar.Length() != 0 {
+				discards = append(discards, ar)
 				runs = append(runs, pageRun{v, ar})
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -510,4 +511,75 @@ func saveOffsets(b []byte, stride int) []int {
 		at += 12 + n
 	}
 	return offs
+}
+
+// TestSaveRestoreIncrementalModel: a tracked full save, then random
+// operations and an increment, several times; Restore of the base with
+// the increments equals the model, byte for byte and mapping for mapping.
+func TestSaveRestoreIncrementalModel(t *testing.T) {
+	seeds := 8
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := 0; seed < seeds; seed++ {
+		r := newModelRunForTest(t, rand.NewSource(int64(300+seed)))
+		as := r.fam[0]
+		// Steps on as alone: a clone made by a step is closed after it (it
+		// made as's pages copy-on-write), so that no step closes as.
+		steps := func(n int) {
+			for i := 0; i < n; i++ {
+				r.step()
+				for _, c := range r.fam[1:] {
+					c.Close()
+				}
+				r.fam, r.fm = r.fam[:1], r.fm[:1]
+			}
+		}
+		steps(300)
+		base := saveBytes(t, as, SaveOptions{Track: true})
+		var incs [][]byte
+		for k := 0; k < 4; k++ {
+			steps(200)
+			incs = append(incs, saveBytes(t, as, SaveOptions{Incremental: true, Track: true}))
+		}
+		readers := func(bs [][]byte) []io.Reader {
+			var rs []io.Reader
+			for _, b := range bs {
+				rs = append(rs, bytes.NewReader(b))
+			}
+			return rs
+		}
+		got, err := Restore(bytes.NewReader(base), RestoreOptions{Resolve: resolverFor(t), Increments: readers(incs)})
+		if err != nil {
+			t.Fatalf("seed %d: Restore: %v", seed, err)
+		}
+		if err := sameMappings(as.Mappings(), got.Mappings()); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		r.as, r.m = got, r.fm[0]
+		r.compareAll()
+		got.Close()
+		// Increments out of order, or one missing, are rejected.
+		for _, bad := range [][][]byte{{incs[1], incs[0]}, {incs[0], incs[2]}, {incs[1]}} {
+			if g, err := Restore(bytes.NewReader(base), RestoreOptions{Resolve: resolverFor(t), Increments: readers(bad)}); !errors.Is(err, ErrBadSave) {
+				if g != nil {
+					g.Close()
+				}
+				t.Fatalf("seed %d: increments out of order: %v, want ErrBadSave", seed, err)
+			}
+		}
+		for _, c := range r.fam {
+			c.Close()
+		}
+	}
+}
+
+// TestSaveIncrementalNeedsTrack: an increment needs a tracked save before.
+func TestSaveIncrementalNeedsTrack(t *testing.T) {
+	as, _ := saveFixture(t)
+	defer as.Close()
+	saveBytes(t, as, SaveOptions{})
+	if err := as.Save(&bytes.Buffer{}, SaveOptions{Incremental: true}); !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("increment with no tracked save: %v, want EINVAL", err)
+	}
 }
