@@ -62,6 +62,17 @@ type Table struct {
 	// seqPages that window's size in pages: a fault at seqNext doubles it.
 	seqNext, seqPages uint64
 
+	// Write tracking (track.go): soft holds the pages ClearDirty cleared
+	// and nothing wrote since; rclean the pages whose contents equal the
+	// snapshot (resetBase, as it was at resetGen) of the last reset. The
+	// views write-protect the pages of either set (entry.wp).
+	soft, rclean        rangeSet
+	resetBase, resetGen uint64
+	// id names the table (never reused); gen counts the changes to its
+	// contents that reset tracking must notice (write faults, unmaps,
+	// moves, resets).
+	id, gen uint64
+
 	closed bool
 }
 
@@ -86,6 +97,9 @@ type entry struct {
 	prot, maxProt int
 	// inApp and inMax say whether the views map the entry.
 	inApp, inMax bool
+	// wp: the host maps the pages without write access because write
+	// tracking watches them (see Table.soft and rclean).
+	wp bool
 }
 
 func (e *entry) length() uint64 { return e.end - e.start }
@@ -96,7 +110,7 @@ func (e *entry) hostProt(max bool) int {
 	if max {
 		p = e.maxProt
 	}
-	if e.cow {
+	if e.cow || e.wp {
 		p &^= unix.PROT_WRITE
 	}
 	return p
@@ -121,7 +135,7 @@ func (e *entry) setMapped(max, v bool) {
 func (e *entry) joins(next *entry) bool {
 	return e.end == next.start && e.fd == next.fd && e.off+e.length() == next.off &&
 		e.owned == next.owned && e.cow == next.cow && e.prot == next.prot && e.maxProt == next.maxProt &&
-		e.inApp == next.inApp && e.inMax == next.inMax
+		e.inApp == next.inApp && e.inMax == next.inMax && e.wp == next.wp
 }
 
 // A Mapping describes the simulated mapping (Linux's VMA) that contains a
@@ -168,7 +182,7 @@ const (
 // Errors wrap ENOMEM: the host budget or the host's address space is
 // exhausted.
 func NewTable(size uint64, mem *MemoryFile, floor int) (*Table, error) {
-	t := &Table{size: size, mem: mem, ents: btree.NewG(16, func(a, b *entry) bool { return a.start < b.start })}
+	t := &Table{size: size, mem: mem, ents: btree.NewG(16, func(a, b *entry) bool { return a.start < b.start }), id: tableIDs.Add(1)}
 	t.floor = max(floor, 1)
 	if !acct.adjust(t.floor, false) {
 		if !reclaimPending() || !acct.adjust(t.floor, false) {
@@ -489,6 +503,19 @@ func (t *Table) Fault(m Mapping, addr uint64, write, max bool) error {
 		}
 	}
 	page := addr &^ (hostarch.PageSize - 1)
+	if err := t.fault0(m, page, write, max); err != nil || !write {
+		return err
+	}
+	if e := t.entryAt(page); e != nil && beyondEOF(e, page) {
+		return nil // the retry raises SIGBUS: nothing is written
+	}
+	// The write goes ahead: the page is dirty, and writable if tracked.
+	t.written(page)
+	return nil
+}
+
+// fault0 is Fault once the max view is there, but for write tracking.
+func (t *Table) fault0(m Mapping, page uint64, write, max bool) error {
 	e := t.entryAt(page)
 	if e != nil && (!write || !m.Private || !e.cow) {
 		if beyondEOF(e, page) {
@@ -530,6 +557,7 @@ func (t *Table) fill(m Mapping, start, end uint64, max bool) error {
 			return err
 		}
 	}
+	t.syncWP(start, end)
 	t.mergeAround(start, end)
 	return nil
 }
@@ -538,6 +566,9 @@ func (t *Table) fill(m Mapping, start, end uint64, max bool) error {
 // it in a view.
 func (t *Table) insertMapped(m Mapping, start, end uint64, max bool) error {
 	e := &entry{start: start, end: end, fd: m.FD, off: m.offAt(start), cow: m.Private, prot: m.Prot, maxProt: m.MaxProt}
+	// Write-protected while any page is tracked; fill's syncWP then
+	// lifts it from the pages that are not.
+	e.wp = t.cleanAny(start, end)
 	t.ents.ReplaceOrInsert(e)
 	return t.mapEntry(e, max)
 }
@@ -754,6 +785,9 @@ func (t *Table) hint(ws, we uint64) uint64 {
 // replace puts ne in the place of es (which lie inside ne's range) and maps
 // it in a view, dropping the old pages' references once no view maps them.
 func (t *Table) replace(es []*entry, ne *entry, max bool) error {
+	// Write-protected while any page is tracked, so that no write escapes
+	// tracking before syncWP lifts it from the pages that are not.
+	ne.wp = t.cleanAny(ne.start, ne.end)
 	// Map the new pages over the old in one step; the other view must not
 	// keep showing the old ones.
 	if _, err := t.host(max, ne.start, ne.end, hseg{fd: ne.fd, off: ne.off, prot: ne.hostProt(max)}, false); err != nil {
@@ -775,6 +809,9 @@ func (t *Table) replace(es []*entry, ne *entry, max bool) error {
 	}
 	ne.setMapped(max, true)
 	t.ents.ReplaceOrInsert(ne)
+	if ne.wp {
+		t.syncWP(ne.start, ne.end)
+	}
 	return nil
 }
 
@@ -787,8 +824,17 @@ func relayBound(pages uint64) int { return 64 + int(pages/512) }
 // the memory file cannot provide the run, m stays as it is.
 func (t *Table) maybeRelay(m Mapping, max bool) {
 	bound := relayBound((m.End - m.Start) / hostarch.PageSize)
+	// Count the breaks in the backing, not the entries: write tracking
+	// splits entries (and host mappings) without fragmenting the backing.
 	n := 0
-	t.ents.AscendRange(&entry{start: m.Start}, &entry{start: m.End}, func(*entry) bool { n++; return n <= bound })
+	var prev *entry
+	t.ents.AscendRange(&entry{start: m.Start}, &entry{start: m.End}, func(e *entry) bool {
+		if prev == nil || prev.end != e.start || prev.fd != e.fd || prev.off+prev.length() != e.off {
+			n++
+		}
+		prev = e
+		return n <= bound
+	})
 	if n <= bound {
 		return
 	}
@@ -891,6 +937,7 @@ func (t *Table) Unmap(start, end uint64) error {
 	if start >= end {
 		return nil
 	}
+	t.untrack(start, end)
 	first := t.detach(start, end)
 	for _, e := range t.entriesIn(start, end) {
 		t.ents.Delete(e)
@@ -931,6 +978,8 @@ func (t *Table) Protect(start, end uint64, prot int) error {
 // Preconditions: nothing backs the target (Unmap it first); the ranges do
 // not overlap.
 func (t *Table) Move(start, end, dst uint64) error {
+	t.untrack(start, end)
+	t.untrack(dst, dst+(end-start))
 	first := t.detach(start, end)
 	for _, e := range t.entriesIn(start, end) {
 		t.ents.Delete(e)
@@ -939,7 +988,7 @@ func (t *Table) Move(start, end, dst uint64) error {
 		}
 		ne := *e
 		ne.start, ne.end = dst+(e.start-start), dst+(e.end-start)
-		ne.inApp, ne.inMax = false, false
+		ne.inApp, ne.inMax, ne.wp = false, false, false
 		t.ents.ReplaceOrInsert(&ne)
 	}
 	t.mergeAround(dst, dst+(end-start))
@@ -977,10 +1026,11 @@ func (t *Table) Share(child *Table, start, end uint64) error {
 		}
 		t.mem.IncRef(e.off, e.length())
 		ce := *e
-		ce.inApp, ce.inMax = false, false
+		ce.inApp, ce.inMax, ce.wp = false, false, child.cleanAny(ce.start, ce.end)
 		child.ents.ReplaceOrInsert(&ce)
 	}
 	t.mergeAround(start, end)
+	child.syncWP(start, end)
 	child.mergeAround(start, end)
 	return nil
 }
@@ -1058,6 +1108,8 @@ func (t *Table) ResidentPages(start, end uint64) uint64 {
 // flight when Close is called may still fault on them).
 func (t *Table) Close() (release func()) {
 	t.closed = true
+	t.soft.clear()
+	t.rclean.clear()
 	for _, max := range []bool{false, true} {
 		if v := t.view(max); v != nil && v.Mappings() > 1 {
 			p := v.plan(0, t.size, reserveSeg(0, t.size), false)

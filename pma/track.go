@@ -1,0 +1,350 @@
+package pma
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/mmsim/mmsim/hostarch"
+)
+
+// Write tracking: soft-dirty pages and reset to a snapshot.
+//
+// A Table watches writes to a set of pages by write-protecting them in
+// both views (entry.wp) whatever their mapping allows: the first write to
+// such a page, through any path that reaches the views (a copy, an atomic,
+// a zero-copy transfer, a caller's own access to the host view), faults,
+// and the fault handler (Fault) takes the page out of the set and makes it
+// writable before the access is retried. Pages are watched one by one, so
+// a page written among watched neighbours splits their host mapping (two
+// more); the budget holds as for any other change (host evicts the
+// table's mappings when it would not), and faults map them back.
+//
+// Two sets share the mechanism: soft (pages ClearDirty cleared and nothing
+// wrote since: soft-dirty clear) and rclean (pages whose contents are the
+// snapshot's since the last reset).
+//
+// The host's own soft-dirty bits (clear_refs, pagemap) clear a whole
+// process at once, so they cannot serve one address space among several;
+// userfaultfd write-protection with PAGEMAP_SCAN (Linux 6.7) could serve a
+// range without splitting host mappings, but it is absent from older
+// kernels and from qemu-user, needs vm.unprivileged_userfaultfd or
+// UFFD_USER_MODE_ONLY, and reset still needs the page table's record of
+// which private pages diverged: write-protection in the fault path works
+// everywhere the page table does.
+
+var tableIDs atomic.Uint64
+
+// ID returns a number that names t among every Table the process has made.
+func (t *Table) ID() uint64 { return t.id }
+
+// tracking reports whether any page is watched.
+func (t *Table) tracking() bool { return !t.soft.empty() || !t.rclean.empty() }
+
+// cleanAny reports whether any page of [start, end) is watched.
+func (t *Table) cleanAny(start, end uint64) bool {
+	return t.soft.overlaps(start, end) || t.rclean.overlaps(start, end)
+}
+
+// cleanSpans returns the watched runs of [start, end), merged, in order.
+func (t *Table) cleanSpans(start, end uint64) []span {
+	a, b := t.soft.spans(start, end), t.rclean.spans(start, end)
+	if len(b) == 0 {
+		return a
+	}
+	if len(a) == 0 {
+		return b
+	}
+	out := make([]span, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		var x span
+		if len(b) == 0 || (len(a) > 0 && a[0].start <= b[0].start) {
+			x, a = a[0], a[1:]
+		} else {
+			x, b = b[0], b[1:]
+		}
+		if n := len(out); n > 0 && x.start <= out[n-1].end {
+			out[n-1].end = max(out[n-1].end, x.end)
+		} else {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// written records a write to page (a write fault): its contents change,
+// so it leaves both sets and becomes writable (as its mapping allows).
+func (t *Table) written(page uint64) {
+	t.gen++
+	end := page + hostarch.PageSize
+	if !t.cleanAny(page, end) {
+		return
+	}
+	t.soft.remove(page, end)
+	t.rclean.remove(page, end)
+	t.syncWP(page, end)
+}
+
+// untrack takes [start, end) out of both sets, for a change of what backs
+// it (its contents may change without a write).
+func (t *Table) untrack(start, end uint64) {
+	t.gen++
+	t.soft.remove(start, end)
+	t.rclean.remove(start, end)
+}
+
+// syncWP makes the entries of [start, end) write-protected exactly where
+// a set watches their pages, splitting them where that changes, and
+// changes their host protection to match.
+func (t *Table) syncWP(start, end uint64) {
+	if start >= end {
+		return
+	}
+	var es []*entry
+	if !t.tracking() {
+		// Only entries still protected need a change.
+		for _, e := range t.entriesIn(start, end) {
+			if e.wp {
+				es = append(es, e)
+			}
+		}
+		if len(es) == 0 {
+			return
+		}
+	}
+	t.splitAt(start)
+	t.splitAt(end)
+	if es == nil {
+		es = t.entriesIn(start, end)
+	}
+	for _, e := range es {
+		s, en := e.start, e.end
+		cs := t.cleanSpans(s, en)
+		switch {
+		case len(cs) == 0 && !e.wp:
+			continue
+		case len(cs) == 1 && cs[0] == span{s, en}:
+			t.setWP(e, true)
+			continue
+		case len(cs) == 0:
+			t.setWP(e, false)
+			continue
+		}
+		for _, c := range cs {
+			t.splitAt(c.start)
+			t.splitAt(c.end)
+		}
+		for _, p := range t.entriesIn(s, en) {
+			t.setWP(p, t.cleanAny(p.start, p.end))
+		}
+	}
+	t.mergeAround(start, end)
+}
+
+// setWP sets e.wp and the host protection of e where the views map it.
+func (t *Table) setWP(e *entry, wp bool) {
+	if e.wp == wp {
+		return
+	}
+	oldApp, oldMax := e.hostProt(false), e.hostProt(true)
+	e.wp = wp
+	for _, mx := range []bool{false, true} {
+		old := oldApp
+		if mx {
+			old = oldMax
+		}
+		if !e.mapped(mx) || e.hostProt(mx) == old {
+			continue
+		}
+		ev, err := t.host(mx, e.start, e.end, hseg{prot: e.hostProt(mx)}, true)
+		if err != nil {
+			// The page must not stay writable: unmap it (it faults back
+			// in with the right protection).
+			t.clearView(mx, e.start, e.end)
+			e.setMapped(mx, false)
+			continue
+		}
+		if ev {
+			return // nothing is mapped any more
+		}
+	}
+}
+
+// ClearDirty starts watching [start, end) for writes, or restarts: the
+// pages are clean until written (soft-dirty clear, clear_refs 4).
+//
+// Preconditions: start and end are page-aligned; the range is mapped (a
+// caller clears only mapped pages: unmapping takes pages out of the set).
+func (t *Table) ClearDirty(start, end uint64) {
+	if start >= end {
+		return
+	}
+	t.soft.add(start, end)
+	t.syncWP(start, end)
+}
+
+// Clean calls f, in order, for each run of [start, end) that ClearDirty
+// cleared and that nothing has written or changed since.
+func (t *Table) Clean(start, end uint64, f func(start, end uint64)) {
+	t.soft.each(start, end, func(s span) bool { f(s.start, s.end); return true })
+}
+
+// ResetIncremental reports whether t's record of the pages that changed
+// since its last reset is relative to snap as snap is now: Reset then
+// needs to restore only those (see ResetRange).
+func (t *Table) ResetIncremental(snap *Table) bool {
+	return t.resetBase != 0 && t.resetBase == snap.id && t.resetGen == snap.gen && !snap.closed
+}
+
+// ResetBegin forgets t's reset record until ResetDone (a reset that fails
+// half-way restores everything the next time).
+func (t *Table) ResetBegin() { t.resetBase = 0 }
+
+// ResetDone records that every private mapping of t now holds snap's
+// contents (the ranges ResetRange and ResetAdopt were given).
+func (t *Table) ResetDone(snap *Table) { t.resetBase, t.resetGen = snap.id, snap.gen }
+
+// ResetAdopt gives t snap's pages of [start, end), a private mapping that
+// t has just re-created as snap has it (nothing backs the range in t), and
+// records them as equal to snap's.
+func (t *Table) ResetAdopt(snap *Table, start, end uint64) error {
+	if start >= end {
+		return nil
+	}
+	if err := snap.Share(t, start, end); err != nil {
+		return err
+	}
+	t.gen++
+	t.rclean.add(start, end)
+	t.soft.remove(start, end)
+	t.syncWP(start, end)
+	return nil
+}
+
+// ResetRange makes the contents of [start, end), a private mapping that t
+// and snap (tables over the same memory file) have alike, equal to snap's.
+// If incremental (ResetIncremental), only the pages written or changed
+// since the last reset are restored: where t's own pages back them, by
+// copying snap's bytes (or zeroes) into them; elsewhere by dropping t's
+// backing and sharing snap's pages (as Clone shares them). Otherwise the
+// whole range is dropped and shared. anonymous says whether the mapping is
+// anonymous (a page that nothing backs reads as zero). The pages restored
+// are soft-dirty (their contents changed) and are watched again for the
+// next reset.
+//
+// Errors are the host's (copying pages, changing mappings); t's contents
+// in the range are then undefined until the next non-incremental reset.
+func (t *Table) ResetRange(snap *Table, start, end uint64, anonymous, incremental bool) error {
+	if start >= end {
+		return nil
+	}
+	if snap.mem != t.mem {
+		panic("pma: ResetRange from a table over another memory file")
+	}
+	var runs []span
+	if !incremental {
+		runs = []span{{start, end}}
+	} else {
+		cur := start
+		t.rclean.each(start, end, func(s span) bool {
+			if s.start > cur {
+				runs = append(runs, span{cur, s.start})
+			}
+			cur = s.end
+			return true
+		})
+		if cur < end {
+			runs = append(runs, span{cur, end})
+		}
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	t.gen++
+	for _, r := range runs {
+		if incremental && t.copyable(snap, r, anonymous) {
+			// Watch the run first, so that a write racing the copy faults
+			// (and waits for the caller's lock) rather than lands unseen.
+			t.rclean.add(r.start, r.end)
+			t.soft.remove(r.start, r.end)
+			t.syncWP(r.start, r.end)
+			if err := t.copyBack(snap, r); err != nil {
+				t.rclean.remove(r.start, r.end)
+				t.syncWP(r.start, r.end)
+				return err
+			}
+			continue
+		}
+		if err := t.Unmap(r.start, r.end); err != nil {
+			return err
+		}
+		if err := t.ResetAdopt(snap, r.start, r.end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyable reports whether run r can be restored by copying snap's bytes
+// into t's pages: t's own pages (referenced by t alone) back all of it, and
+// snap's pages or, for anonymous memory, nothing (zeroes) back it in snap.
+func (t *Table) copyable(snap *Table, r span, anonymous bool) bool {
+	cur := r.start
+	for _, e := range t.entriesIn(r.start, r.end) {
+		s, en := max(e.start, r.start), min(e.end, r.end)
+		if e.start > cur || !e.owned || t.mem.SharedBytes(e.off+(s-e.start), en-s) != 0 {
+			return false
+		}
+		cur = en
+	}
+	if cur < r.end {
+		return false
+	}
+	for _, e := range snap.entriesIn(r.start, r.end) {
+		if !e.owned {
+			return false
+		}
+	}
+	return anonymous || snap.covered(r)
+}
+
+// covered reports whether t's entries back every page of r.
+func (t *Table) covered(r span) bool {
+	cur := r.start
+	for _, e := range t.entriesIn(r.start, r.end) {
+		if e.start > cur {
+			return false
+		}
+		cur = min(e.end, r.end)
+	}
+	return cur >= r.end
+}
+
+// copyBack copies snap's pages of r (zeroes where nothing backs them) into
+// t's own pages of r.
+//
+// Preconditions: t.copyable(snap, r, anonymous).
+func (t *Table) copyBack(snap *Table, r span) error {
+	for _, e := range t.entriesIn(r.start, r.end) {
+		s, en := max(e.start, r.start), min(e.end, r.end)
+		dst := func(a uint64) uint64 { return e.off + (a - e.start) }
+		cur := s
+		for _, se := range snap.entriesIn(s, en) {
+			ss, se2 := max(se.start, s), min(se.end, en)
+			if ss > cur {
+				if err := t.mem.Decommit(dst(cur), ss-cur); err != nil {
+					return err
+				}
+			}
+			if err := copyRange(t.mem.FD(), dst(ss), se.fd, se.off+(ss-se.start), se2-ss); err != nil {
+				return fmt.Errorf("pma: restoring pages from a snapshot: %w", err)
+			}
+			cur = se2
+		}
+		if cur < en {
+			if err := t.mem.Decommit(dst(cur), en-cur); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
