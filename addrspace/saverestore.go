@@ -279,13 +279,6 @@ func (as *AddressSpace) saveLocked(w io.Writer, opts SaveOptions) error {
 		return fmt.Errorf("addrspace: save: %w", err)
 	}
 	id := binary.LittleEndian.Uint64(idb[:]) | 1
-	if opts.Track {
-		// Pages written from here on are dirty for the next increment; a
-		// write racing with the copy below is in both.
-		if err := as.clearDirtyAll(); err != nil {
-			return err
-		}
-	}
 	sw := &saveWriter{w: bufio.NewWriterSize(w, 256<<10), buf: make([]byte, 0, maxRecordPayload), rec: make([]byte, 0, maxRecordPayload)}
 
 	kind := uint32(kindFull)
@@ -417,6 +410,14 @@ func (as *AddressSpace) saveLocked(w io.Writer, opts SaveOptions) error {
 				discards = append(discards, ar)
 				runs = append(runs, pageRun{v, ar})
 			}
+		}
+	}
+	if opts.Track {
+		// Pages written from here on are dirty for the next increment
+		// (after the dirty runs above are taken); a write racing with the
+		// copy below is in both.
+		if err := as.clearDirtyAll(); err != nil {
+			return err
 		}
 	}
 	for _, ar := range discards {

@@ -583,3 +583,52 @@ func TestSaveIncrementalNeedsTrack(t *testing.T) {
 		t.Fatalf("increment with no tracked save: %v, want EINVAL", err)
 	}
 }
+
+// TestSaveIncrementalSize: an increment holds exactly the pages written
+// since the save before it, whatever the size of the space; a page
+// discarded since restores as zero; and the chain restores every byte.
+func TestSaveIncrementalSize(t *testing.T) {
+	as, err := New(Options{Size: 1 << 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
+	const n = 4096 // pages: 16 MiB written
+	a := mustMmap(t, as, MmapOpts{Length: n * pg, Perms: hostarch.ReadWrite, Private: true})
+	full := pattern(n*pg, 5)
+	if _, err := as.CopyOut(ctx, a, full, noOpt); err != nil {
+		t.Fatal(err)
+	}
+	base := saveBytes(t, as, SaveOptions{Track: true})
+	if got := savedPages(base); got != n {
+		t.Fatalf("base holds %d pages, want %d", got, n)
+	}
+	empty := saveBytes(t, as, SaveOptions{Incremental: true, Track: true})
+	if got := savedPages(empty); got != 0 {
+		t.Fatalf("increment with nothing written holds %d pages", got)
+	}
+	for _, p := range []int{3, 1000, 1001, 4095} {
+		as.CopyOut(ctx, a+hostarch.Addr(p*pg+9), []byte("new"), noOpt)
+		copy(full[p*pg+9:], "new")
+	}
+	if err := as.Madvise(a+2000*pg, pg, unix.MADV_DONTNEED); err != nil {
+		t.Fatal(err)
+	}
+	clear(full[2000*pg : 2001*pg])
+	inc := saveBytes(t, as, SaveOptions{Incremental: true, Track: true})
+	if got := savedPages(inc); got != 4 {
+		t.Fatalf("increment after writing 4 pages holds %d pages", got)
+	}
+	if len(inc) > 5*pg+4096 {
+		t.Fatalf("increment after writing 4 pages is %d bytes", len(inc))
+	}
+	got, err := Restore(bytes.NewReader(base), RestoreOptions{Increments: []io.Reader{bytes.NewReader(empty), bytes.NewReader(inc)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	buf := make([]byte, n*pg)
+	if k, err := got.CopyIn(ctx, a, buf, noOpt); k != len(buf) || err != nil || !bytes.Equal(buf, full) {
+		t.Fatalf("restored chain: %d, %v, equal %v", k, err, bytes.Equal(buf, full))
+	}
+}

@@ -44,7 +44,8 @@ func (t *Table) MissingUpTo(start, end uint64) uint64 {
 // nothing backs (MissingUpTo reaches its end), with new memory-file pages
 // of this table's own holding data. The pages are writable and mapped in
 // neither view: the next access maps them as a fault would. It is how a
-// restored or lazily filled page comes to exist.
+// restored or lazily filled page comes to exist. The pages are dirty
+// (their backing changed; see ClearDirty).
 //
 // Preconditions: start and len(data) are page-aligned, len(data) > 0; the
 // range lies inside m, which is private.
@@ -72,6 +73,9 @@ func (t *Table) Install(m Mapping, start uint64, data []byte) error {
 		return err
 	}
 	t.ents.ReplaceOrInsert(&entry{start: start, end: start + n, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt})
+	// What backs the pages changed: they are dirty (and not write-protected
+	// for tracking, as the new entry is not).
+	t.untrack(start, start+n)
 	t.mergeAround(start, start+n)
 	return nil
 }
