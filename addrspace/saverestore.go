@@ -218,25 +218,38 @@ type saveWriter struct {
 	records uint64
 	pages   uint64
 	buf     []byte // payloads
-	rec     []byte // PAGES payloads, built from buf's data
 }
 
-func (sw *saveWriter) record(typ uint32, payload []byte) {
+func (sw *saveWriter) record(typ uint32, payload ...[]byte) {
 	if sw.err != nil {
 		return
 	}
+	n := 0
+	for _, p := range payload {
+		n += len(p)
+	}
 	var hdr [8]byte
 	binary.LittleEndian.PutUint32(hdr[0:], typ)
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(n))
 	crc := crc32.Update(0, crcTable, hdr[:])
-	crc = crc32.Update(crc, crcTable, payload)
+	for _, p := range payload {
+		crc = crc32.Update(crc, crcTable, p)
+	}
 	var tail [4]byte
 	binary.LittleEndian.PutUint32(tail[:], crc)
-	for _, b := range [][]byte{hdr[:], payload, tail[:]} {
-		if _, err := sw.w.Write(b); err != nil {
+	if _, err := sw.w.Write(hdr[:]); err != nil {
+		sw.err = fmt.Errorf("addrspace: save: %w", err)
+		return
+	}
+	for _, p := range payload {
+		if _, err := sw.w.Write(p); err != nil {
 			sw.err = fmt.Errorf("addrspace: save: %w", err)
 			return
 		}
+	}
+	if _, err := sw.w.Write(tail[:]); err != nil {
+		sw.err = fmt.Errorf("addrspace: save: %w", err)
+		return
 	}
 	sw.records++
 }
@@ -279,7 +292,7 @@ func (as *AddressSpace) saveLocked(w io.Writer, opts SaveOptions) error {
 		return fmt.Errorf("addrspace: save: %w", err)
 	}
 	id := binary.LittleEndian.Uint64(idb[:]) | 1
-	sw := &saveWriter{w: bufio.NewWriterSize(w, 256<<10), buf: make([]byte, 0, maxRecordPayload), rec: make([]byte, 0, maxRecordPayload)}
+	sw := &saveWriter{w: bufio.NewWriterSize(w, 256<<10), buf: make([]byte, 0, maxRecordPayload)}
 
 	kind := uint32(kindFull)
 	var parent uint64
@@ -524,11 +537,11 @@ func savePagesOf(sw *saveWriter, fd int, off, length uint64, space byte, obj uin
 			for j < n && (!skipZero || !allZero(data[j:j+hostarch.PageSize])) {
 				j += hostarch.PageSize
 			}
-			rec := append(sw.rec[:0], space)
-			rec = le.AppendUint32(rec, obj)
-			rec = le.AppendUint64(rec, addr+(cur-off)+i)
-			rec = append(rec, data[i:j]...)
-			sw.record(recPages, rec)
+			var meta [13]byte
+			meta[0] = space
+			le.PutUint32(meta[1:], obj)
+			le.PutUint64(meta[5:], addr+(cur-off)+i)
+			sw.record(recPages, meta[:], data[i:j])
 			sw.pages += (j - i) / hostarch.PageSize
 			i = j
 		}

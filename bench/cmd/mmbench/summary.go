@@ -163,14 +163,15 @@ var copyColumns = []column{
 // opBaselines names the baseline implementation of each operation, and
 // opLabels describes every implementation.
 var (
-	opOrder  = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB", "IOSeq16x8B", "CloneWrite16MiB", "CloneScatter64MiB", "Clone1000", "Capacity"}
+	opOrder  = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB", "IOSeq16x8B", "CloneWrite16MiB", "CloneScatter64MiB", "Clone1000", "Capacity", "Save64MiB", "Restore64MiB"}
 	opTitles = map[string]string{"CopyStringIn64": "CopyStringIn, 64-byte string", "SwapUint32": "SwapUint32", "MmapMunmap4KiB": "Mmap+Munmap, 4 KiB",
 		"CloneWrite16MiB": "16 MiB written after Clone", "CloneScatter64MiB": "every other page of 64 MiB written after Clone",
 		"Capacity": "capacity before ENOMEM", "IOSeq16x8B": "IOSequence.CopyIn, 16 ranges of 8 B",
-		"Clone1000": "Clone of 1,000 mappings"}
+		"Clone1000": "Clone of 1,000 mappings", "Save64MiB": "Save of 64 MiB written", "Restore64MiB": "Restore of 64 MiB written"}
 	opBaselines = map[string]string{"CopyStringIn64": "go", "SwapUint32": "atomic", "MmapMunmap4KiB": "host",
-		"CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain", "IOSeq16x8B": "perrange", "Clone1000": "hostfork"}
-	opImplOrder = []string{"go", "atomic", "plain", "perrange", "host", "hostfork", "mmsim", "BytesIO", "safemem", "gvisor"}
+		"CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain", "IOSeq16x8B": "perrange", "Clone1000": "hostfork",
+		"Save64MiB": "file", "Restore64MiB": "file"}
+	opImplOrder = []string{"go", "atomic", "plain", "perrange", "host", "hostfork", "file", "read", "mmsim", "BytesIO", "safemem", "gvisor"}
 	opLabels    = map[string]map[string]string{
 		"CopyStringIn64": {"go": "Go: IndexByte + string()", "mmsim": "AddressSpace", "BytesIO": "usermem.BytesIO"},
 		"SwapUint32":     {"atomic": "sync/atomic", "mmsim": "AddressSpace", "safemem": "safemem (unsafe block)", "gvisor": "gVisor safecopy"},
@@ -182,6 +183,9 @@ var (
 		"Capacity":   {"mappings": "touched 1-page mappings in one space", "spaces64GiB": "spaces of 64 GiB"},
 		"Clone1000":  {"hostfork": "host fork()+exit+wait, 1,000 more VMAs", "mmsim": "AddressSpace.Clone"},
 		"IOSeq16x8B": {"perrange": "AddressSpace, one IO call per range", "mmsim": "AddressSpace, usermem.VecIO"},
+		"Save64MiB":  {"file": "the bytes written to a file", "mmsim": "AddressSpace.Save to a file"},
+		"Restore64MiB": {"file": "the bytes written to a file", "read": "the bytes read from a file",
+			"mmsim": "Restore from a file (and Close)"},
 	}
 )
 
@@ -564,6 +568,15 @@ func (r *Report) targets() []Target {
 		if v, ok := m.Metrics["hostmaps/page"]; ok {
 			ts = append(ts, Target{Name: "every other page of 64 MiB written after Clone: host mappings added per page", Value: v, Limit: 0.5, Better: "lower", Met: v <= 0.5})
 		}
+	}
+	// Save and restore move the bytes about as a file write does (the
+	// snapshots issue): a save reads the memory file and checksums, a
+	// restore reads, checksums and writes the memory file.
+	if m := r.op("Save64MiB", "mmsim"); m != nil && m.TimeVsBaseline > 0 {
+		ts = append(ts, Target{Name: "Save of 64 MiB: time / writing the bytes to a file", Value: m.TimeVsBaseline, Limit: 2.5, Better: "lower", Met: m.TimeVsBaseline <= 2.5})
+	}
+	if m := r.op("Restore64MiB", "mmsim"); m != nil && m.TimeVsBaseline > 0 {
+		ts = append(ts, Target{Name: "Restore of 64 MiB: time / writing the bytes to a file", Value: m.TimeVsBaseline, Limit: 3, Better: "lower", Met: m.TimeVsBaseline <= 3})
 	}
 	if m := r.op("Capacity", "spaces64GiB"); m != nil {
 		if v, ok := m.Metrics["spaces"]; ok {
