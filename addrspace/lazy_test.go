@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -377,5 +378,25 @@ func TestLazyMmapErrors(t *testing.T) {
 	}
 	if len(as.Mappings()) != 0 {
 		t.Fatal("a failed Mmap left a mapping")
+	}
+}
+
+// TestLazyFillDirty: a filled page's backing changed, so dirty tracking
+// reports it (an incremental save or a Reset must see it); pages not
+// filled stay clean.
+func TestLazyFillDirty(t *testing.T) {
+	as, a, _ := newLazy(t, 4*LazyFillRun, hostarch.ReadWrite)
+	all := hostarch.AddrRange{Start: a, End: a + 4*LazyFillRun*pg}
+	if err := as.ClearDirty(all); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	if _, err := as.CopyIn(ctx, a+2*LazyFillRun*pg, b, noOpt); err != nil {
+		t.Fatal(err)
+	}
+	d, err := as.Dirty(all)
+	want := []hostarch.AddrRange{{Start: a + 2*LazyFillRun*pg, End: a + 3*LazyFillRun*pg}}
+	if err != nil || fmt.Sprint(d) != fmt.Sprint(want) {
+		t.Fatalf("Dirty after a read fault filled a run = %v, %v; want %v", d, err, want)
 	}
 }
