@@ -57,7 +57,7 @@ unit:
 #   TestMmapPopulate: qemu-user takes madvise(MADV_POPULATE_WRITE) for a
 #     hint it may ignore, and does.
 QEMU_AARCH64 ?= qemu-aarch64
-ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate)$$
+ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestRestoreDescriptorsExhausted|TestMmapPopulate)$$
 
 arm64:
 	GOARCH=arm64 $(GO) build ./...
