@@ -100,21 +100,20 @@ func (as *AddressSpace) fillLazy(v *vma, addr hostarch.Addr, at hostarch.AccessT
 	n := uint64(end - page)
 	fl := &fillInFlight{src: src, start: off, end: off + n, done: make(chan struct{})}
 	as.filling = append(as.filling, fl)
+	// Runs last, with as.mu held again, even if the filler panics.
+	defer func() {
+		as.filling = slices.DeleteFunc(as.filling, func(f *fillInFlight) bool { return f == fl })
+		close(fl.done)
+	}()
 	bp := fillBufs.Get().(*[]byte)
+	defer fillBufs.Put(bp)
 	buf := (*bp)[:n]
-
-	as.mu.Unlock()
-	err := src.filler.FillPages(context.Background(), off, buf)
+	err := as.runFiller(src.filler, off, buf)
 	if err != nil && n > hostarch.PageSize {
 		n = hostarch.PageSize
 		buf = buf[:n]
-		err = src.filler.FillPages(context.Background(), off, buf)
+		err = as.runFiller(src.filler, off, buf)
 	}
-	as.mu.Lock()
-
-	as.filling = slices.DeleteFunc(as.filling, func(f *fillInFlight) bool { return f == fl })
-	close(fl.done)
-	defer fillBufs.Put(bp)
 	if as.closed.Load() {
 		return true, errClosedIO
 	}
@@ -124,13 +123,12 @@ func (as *AddressSpace) fillLazy(v *vma, addr hostarch.Addr, at hostarch.AccessT
 	// Install what is still missing where the same pages still are (the
 	// mapping may have been unmapped, moved or discarded meanwhile).
 	for cur := uint64(0); cur < n; {
-		a := hostarch.Addr(0)
 		w := as.lazyAddr(src, off+cur)
 		if w == nil {
 			cur += hostarch.PageSize
 			continue
 		}
-		a = w.start + hostarch.Addr(off+cur-(w.pgoff-src.origin))
+		a := w.start + hostarch.Addr(off+cur-(w.pgoff-src.origin))
 		stop := min(uint64(w.end-a), n-cur)
 		miss := as.pt.MissingUpTo(uint64(a), uint64(a)+stop) - uint64(a)
 		if miss == 0 {
@@ -143,6 +141,16 @@ func (as *AddressSpace) fillLazy(v *vma, addr hostarch.Addr, at hostarch.AccessT
 		cur += miss
 	}
 	return true, nil
+}
+
+// runFiller calls f for buf without as.mu, which it takes again before it
+// returns or f's panic goes on.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) runFiller(f PageFiller, off uint64, buf []byte) error {
+	as.mu.Unlock()
+	defer as.mu.Lock()
+	return f.FillPages(context.Background(), off, buf)
 }
 
 // lazyAddr returns the VMA that holds the page at offset off of src, or

@@ -400,3 +400,39 @@ func TestLazyFillDirty(t *testing.T) {
 		t.Fatalf("Dirty after a read fault filled a run = %v, %v; want %v", d, err, want)
 	}
 }
+
+// TestLazyFillerPanics: a filler's panic reaches the caller of the access
+// and leaves the space usable (its lock free, the page fillable again).
+func TestLazyFillerPanics(t *testing.T) {
+	as, err := New(Options{Size: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
+	panicking := true
+	a := mustMmap(t, as, MmapOpts{Length: 2 * pg, Perms: hostarch.ReadWrite, Private: true, Fill: fillFunc(func(off uint64, dst []byte) error {
+		if panicking {
+			panic("filler bug")
+		}
+		for i := range dst {
+			dst[i] = 7
+		}
+		return nil
+	})})
+	func() {
+		defer func() {
+			if r := recover(); r != "filler bug" {
+				t.Fatalf("recovered %v, want the filler's panic", r)
+			}
+		}()
+		as.CopyIn(ctx, a, make([]byte, 1), noOpt)
+	}()
+	panicking = false
+	b := make([]byte, 1)
+	if _, err := as.CopyIn(ctx, a, b, noOpt); err != nil || b[0] != 7 {
+		t.Fatalf("after the panic: %v, %v", b, err)
+	}
+	if _, err := as.Mmap(MmapOpts{Length: pg, Perms: hostarch.Read, Private: true}); err != nil {
+		t.Fatal(err)
+	}
+}
