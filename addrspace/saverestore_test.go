@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -650,4 +651,68 @@ func settleHost(t *testing.T) (int, pma.HostStats) {
 		}
 	}
 	return countFDs(t), last
+}
+
+// TestSaveConcurrent saves (fully and incrementally) while other
+// goroutines write, map and unmap: every save restores, and a page that
+// no goroutine touched during the saves restores exactly.
+func TestSaveConcurrent(t *testing.T) {
+	as, err := New(Options{Size: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
+	fixed := mustMmap(t, as, MmapOpts{Length: 4 * pg, Perms: hostarch.ReadWrite, Private: true})
+	as.CopyOut(ctx, fixed, pattern(4*pg, 7), noOpt)
+	busy := mustMmap(t, as, MmapOpts{Length: 64 * pg, Perms: hostarch.ReadWrite, Private: true})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(g)))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				as.CopyOut(ctx, busy+hostarch.Addr(rng.Intn(60*pg)), []byte("racing"), noOpt)
+				if a, err := as.Mmap(MmapOpts{Length: pg, Perms: hostarch.ReadWrite, Private: true}); err == nil {
+					as.CopyOut(ctx, a, []byte{1}, noOpt)
+					as.Munmap(a, pg)
+				}
+			}
+		}(g)
+	}
+	saves := [][]byte{saveBytes(t, as, SaveOptions{Track: true})}
+	for i := 0; i < 20; i++ {
+		saves = append(saves, saveBytes(t, as, SaveOptions{Incremental: true, Track: true}))
+	}
+	close(stop)
+	wg.Wait()
+	// Once the writers stopped, one more increment makes the chain exact.
+	saves = append(saves, saveBytes(t, as, SaveOptions{Incremental: true, Track: true}))
+	var incs []io.Reader
+	for _, b := range saves[1:] {
+		incs = append(incs, bytes.NewReader(b))
+	}
+	got, err := Restore(bytes.NewReader(saves[0]), RestoreOptions{Increments: incs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	b := make([]byte, 4*pg)
+	if n, err := got.CopyIn(ctx, fixed, b, noOpt); n != len(b) || err != nil || !bytes.Equal(b, pattern(4*pg, 7)) {
+		t.Fatalf("untouched mapping restores %d, %v, equal %v", n, err, bytes.Equal(b, pattern(4*pg, 7)))
+	}
+	want, have := make([]byte, 64*pg), make([]byte, 64*pg)
+	as.CopyIn(ctx, busy, want, noOpt)
+	if n, err := got.CopyIn(ctx, busy, have, noOpt); n != len(have) || err != nil || !bytes.Equal(want, have) {
+		t.Fatalf("written mapping restores %d, %v, equal %v", n, err, bytes.Equal(want, have))
+	}
+	if err := sameMappings(as.Mappings(), got.Mappings()); err != nil {
+		t.Fatal(err)
+	}
 }
