@@ -53,6 +53,9 @@ type restorer struct {
 	buf      []byte
 	resolved []*os.File
 	lastID   uint64
+	// lazy is set for RestoreOptions.Lazy: the private anonymous pages go
+	// to its index instead of into the space.
+	lazy *lazyRestore
 }
 
 func (rs *restorer) closeResolved() {
@@ -63,7 +66,19 @@ func (rs *restorer) closeResolved() {
 
 // restoreBase reads the full save and builds the space.
 func (rs *restorer) restoreBase(r io.Reader) (*AddressSpace, error) {
-	br := bufio.NewReaderSize(r, 256<<10)
+	var br io.Reader = bufio.NewReaderSize(r, 256<<10)
+	if rs.opts.Lazy {
+		ra, ok := r.(io.ReaderAt)
+		if !ok {
+			return nil, fmt.Errorf("addrspace: lazy restore from a %T, which is not an io.ReaderAt: %w", r, unix.EINVAL)
+		}
+		if len(rs.opts.Increments) != 0 {
+			return nil, fmt.Errorf("addrspace: lazy restore with increments: %w", unix.EINVAL)
+		}
+		pr := &posReader{ra: ra}
+		rs.lazy = &lazyRestore{rd: pr}
+		br = pr
+	}
 	h, err := readHeader(br)
 	if err != nil {
 		return nil, err
@@ -83,6 +98,9 @@ func (rs *restorer) restoreBase(r io.Reader) (*AddressSpace, error) {
 	}
 	as.mu.Lock()
 	err = rs.applyLocked(as, br, h, true)
+	if err == nil && rs.lazy != nil {
+		rs.lazy.attach(as)
+	}
 	as.mu.Unlock()
 	if err != nil {
 		as.Close()
@@ -222,7 +240,31 @@ func (rs *restorer) applyLocked(as *AddressSpace, r io.Reader, h saveHeader, ful
 			return badSave("record %d of %d bytes", records, n)
 		}
 		p := payload[:n]
-		if _, err := io.ReadFull(r, p); err != nil {
+		if typ > recVMA && typ <= recEnd && int(typ) >= stage && !vmasDone {
+			if err := rs.installVMAs(as, newVMAs, full); err != nil {
+				return err
+			}
+			vmasDone = true
+		}
+		if rs.lazy != nil && typ == recPages && vmasDone && n > 13 {
+			// The page data of private anonymous memory stays in the
+			// save until a fill reads (and checks) it.
+			if _, err := io.ReadFull(r, p[:13]); err != nil {
+				return readErr(err, "record payload")
+			}
+			done, err := rs.lazy.index(as, p[:13], n, records)
+			if err != nil {
+				return err
+			}
+			if done {
+				pages += uint64(n-13) / hostarch.PageSize
+				records++
+				continue
+			}
+			if _, err := io.ReadFull(r, p[13:]); err != nil {
+				return readErr(err, "record payload")
+			}
+		} else if _, err := io.ReadFull(r, p); err != nil {
 			return readErr(err, "record payload")
 		}
 		if _, err := io.ReadFull(r, tail[:]); err != nil {

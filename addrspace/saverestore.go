@@ -171,6 +171,19 @@ type RestoreOptions struct {
 	// must have been saved with SaveOptions.Incremental right after the one
 	// before it (Restore checks the chain of ids).
 	Increments []io.Reader
+
+	// Lazy restores private anonymous memory lazily, as userfaultfd-based
+	// restores do: Restore reads the mappings and indexes the pages, and
+	// each page is read from r (which must then be an io.ReaderAt, and is
+	// kept) the first time it is touched, through the mappings' PageFiller
+	// (see MmapOpts.Fill). Its record's checksum is checked then: a
+	// corrupted page fails that access with EFAULT (a *FaultError whose
+	// Cause wraps ErrBadSave), and a read error of r fails it likewise.
+	// r must stay readable and unchanged while the space may fill pages.
+	// Private file copies and shared memory are restored eagerly. Lazy
+	// cannot be combined with Increments (EINVAL), and a lazily restored
+	// space cannot be saved (its mappings have a filler).
+	Lazy bool
 }
 
 // Save writes the address space to w in the format described in FORMAT

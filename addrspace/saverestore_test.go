@@ -464,6 +464,14 @@ func FuzzRestore(f *testing.F) {
 			panic(fmt.Sprintf("Restore of %d bytes stalled:\n%s", len(data), buf[:runtime.Stack(buf, true)]))
 		})
 		defer stall.Stop()
+		// Lazily: page data is checked when touched.
+		if lazy, err := Restore(bytes.NewReader(data), RestoreOptions{Resolve: resolve, Lazy: true}); err == nil {
+			for _, m := range lazy.Mappings() {
+				buf := make([]byte, min(m.Range.Length(), 4*pg))
+				lazy.CopyIn(ctx, m.Range.Start, buf, usermem.IOOpts{IgnorePermissions: true})
+			}
+			lazy.Close()
+		}
 		got, err := Restore(bytes.NewReader(data), RestoreOptions{Resolve: resolve})
 		if err != nil {
 			return
@@ -715,4 +723,128 @@ func TestSaveConcurrent(t *testing.T) {
 	if err := sameMappings(as.Mappings(), got.Mappings()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRestoreLazy: a lazy restore reads no page until it is touched, then
+// equals an eager restore byte for byte (every space of random model
+// runs), filling each page once; a page corrupted in the save fails its
+// access with EFAULT and ErrBadSave; a non-ReaderAt, or increments, are
+// EINVAL.
+func TestRestoreLazy(t *testing.T) {
+	for seed := 0; seed < 4; seed++ {
+		r := newModelRunForTest(t, rand.NewSource(int64(500+seed)))
+		for i := 0; i < 1500; i++ {
+			r.step()
+		}
+		for k := range r.fam {
+			data := saveBytes(t, r.fam[k], SaveOptions{})
+			cr := &countingReaderAt{r: bytes.NewReader(data)}
+			got, err := Restore(cr, RestoreOptions{Resolve: resolverFor(t), Lazy: true})
+			if err != nil {
+				t.Fatalf("seed %d space %d: lazy Restore: %v", seed, k, err)
+			}
+			if err := sameMappings(r.fam[k].Mappings(), got.Mappings()); err != nil {
+				t.Fatalf("seed %d space %d: %v", seed, k, err)
+			}
+			r.as, r.m = got, r.fm[k]
+			r.compareAll()
+			got.Close()
+		}
+		for _, c := range r.fam {
+			c.Close()
+		}
+	}
+
+	as, err := New(Options{Size: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as.Close()
+	a := mustMmap(t, as, MmapOpts{Length: 1024 * pg, Perms: hostarch.ReadWrite, Private: true})
+	full := pattern(1024*pg, 3)
+	as.CopyOut(ctx, a, full, noOpt)
+	data := saveBytes(t, as, SaveOptions{})
+	cr := &countingReaderAt{r: bytes.NewReader(data)}
+	got, err := Restore(cr, RestoreOptions{Lazy: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if cr.n > 4096 {
+		t.Fatalf("lazy Restore read %d bytes of a %d-byte save", cr.n, len(data))
+	}
+	b := make([]byte, 8)
+	if _, err := got.CopyIn(ctx, a+700*pg+5, b, noOpt); err != nil || !bytes.Equal(b, full[700*pg+5:][:8]) {
+		t.Fatalf("lazy page reads %v, %v", b, err)
+	}
+	if cr.n > 4096+maxRecordPayload+12 {
+		t.Fatalf("one touched page read %d bytes", cr.n)
+	}
+	if st, _ := got.Stats(); st.ResidentBytes > LazyFillRun*pg {
+		t.Fatalf("%d bytes resident after touching one page", st.ResidentBytes)
+	}
+	all := make([]byte, 1024*pg)
+	if n, err := got.CopyIn(ctx, a, all, noOpt); n != len(all) || err != nil || !bytes.Equal(all, full) {
+		t.Fatalf("whole mapping: %d, %v, equal %v", n, err, bytes.Equal(all, full))
+	}
+
+	// Corrupt one byte of page 300's data: that page's run fails, others
+	// read.
+	bad := bytes.Clone(data)
+	bad[pageDataOffset(t, data, uint64(a)+300*pg)+10] ^= 1
+	got2, err := Restore(bytes.NewReader(bad), RestoreOptions{Lazy: true})
+	if err != nil {
+		t.Fatalf("lazy Restore does not read page data, yet: %v", err)
+	}
+	defer got2.Close()
+	n, err := got2.CopyIn(ctx, a+300*pg, b, noOpt)
+	if n != 0 || !errors.Is(err, unix.EFAULT) || !errors.Is(err, ErrBadSave) {
+		t.Fatalf("corrupted lazy page: %d, %v; want EFAULT and ErrBadSave", n, err)
+	}
+	if _, err := got2.CopyIn(ctx, a+1000*pg, b, noOpt); err != nil {
+		t.Fatalf("a page of another record: %v", err)
+	}
+
+	if _, err := Restore(io.MultiReader(bytes.NewReader(data)), RestoreOptions{Lazy: true}); !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("lazy Restore from a plain Reader: %v", err)
+	}
+	if _, err := Restore(bytes.NewReader(data), RestoreOptions{Lazy: true, Increments: []io.Reader{bytes.NewReader(data)}}); !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("lazy Restore with increments: %v", err)
+	}
+	if err := got.Save(&bytes.Buffer{}, SaveOptions{}); !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("Save of a lazily restored space: %v", err)
+	}
+}
+
+// countingReaderAt counts the bytes read through it.
+type countingReaderAt struct {
+	r  *bytes.Reader
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingReaderAt) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.mu.Lock()
+	c.n += n
+	c.mu.Unlock()
+	return n, err
+}
+
+// pageDataOffset returns the offset in a save of the data of the private
+// page at addr.
+func pageDataOffset(t *testing.T, b []byte, addr uint64) int {
+	for at := saveHeaderLen; at+8 <= len(b); {
+		typ, n := binary.LittleEndian.Uint32(b[at:]), int(binary.LittleEndian.Uint32(b[at+4:]))
+		if typ == recPages && b[at+8] == 0 {
+			start := binary.LittleEndian.Uint64(b[at+8+5:])
+			if start <= addr && addr < start+uint64(n-13) {
+				return at + 8 + 13 + int(addr-start)
+			}
+		}
+		at += 12 + n
+	}
+	t.Fatalf("no page at %#x in the save", addr)
+	return 0
 }
