@@ -2,6 +2,7 @@ package addrspace
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -581,20 +582,12 @@ func preadFull(fd int, p []byte, off uint64) error {
 	return nil
 }
 
-func allZero(p []byte) bool {
-	for len(p) >= 8 {
-		if binary.LittleEndian.Uint64(p) != 0 {
-			return false
-		}
-		p = p[8:]
-	}
-	for _, b := range p {
-		if b != 0 {
-			return false
-		}
-	}
-	return true
-}
+// zeroPage is a page of zeros, for allZero's comparison (bytes.Equal is
+// the vectorised memequal).
+var zeroPage [hostarch.PageSize]byte
+
+// allZero reports whether p, at most a page, is all zero.
+func allZero(p []byte) bool { return bytes.Equal(p, zeroPage[:len(p)]) }
 
 // sameVMA reports whether the last save had exactly the mapping v (the
 // same range and attributes, the same object): its pages there are the

@@ -123,6 +123,31 @@ func init() {
 				b.Fatal("read back other bytes")
 			}
 		}},
+		// A lazy restore: the mappings and an index of the pages, no page
+		// read until touched (the time to a running space).
+		opImpl{"Restore64MiB", "lazy", func(b *testing.B) {
+			as, a, data := saveSpace(b)
+			f := benchFile(b)
+			if err := as.Save(f, addrspace.SaveOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(saveBytes)
+			var got *addrspace.AddressSpace
+			for b.Loop() {
+				if got != nil {
+					got.Close()
+				}
+				var err error
+				if got, err = addrspace.Restore(io.NewSectionReader(f, 0, 1<<62), addrspace.RestoreOptions{Lazy: true}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			defer got.Close()
+			buf := make([]byte, saveBytes)
+			if n, err := got.CopyIn(context.Background(), a, buf, usermem.IOOpts{}); n != saveBytes || err != nil || !bytes.Equal(buf, data) {
+				b.Fatalf("lazily restored space reads %d, %v, equal %v", n, err, bytes.Equal(buf, data))
+			}
+		}},
 		opImpl{"Restore64MiB", "mmsim", func(b *testing.B) {
 			as, a, data := saveSpace(b)
 			f := benchFile(b)

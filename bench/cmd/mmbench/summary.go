@@ -171,7 +171,7 @@ var (
 	opBaselines = map[string]string{"CopyStringIn64": "go", "SwapUint32": "atomic", "MmapMunmap4KiB": "host",
 		"CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain", "IOSeq16x8B": "perrange", "Clone1000": "hostfork",
 		"Save64MiB": "file", "Restore64MiB": "file"}
-	opImplOrder = []string{"go", "atomic", "plain", "perrange", "host", "hostfork", "file", "read", "mmsim", "BytesIO", "safemem", "gvisor"}
+	opImplOrder = []string{"go", "atomic", "plain", "perrange", "host", "hostfork", "file", "read", "lazy", "mmsim", "BytesIO", "safemem", "gvisor"}
 	opLabels    = map[string]map[string]string{
 		"CopyStringIn64": {"go": "Go: IndexByte + string()", "mmsim": "AddressSpace", "BytesIO": "usermem.BytesIO"},
 		"SwapUint32":     {"atomic": "sync/atomic", "mmsim": "AddressSpace", "safemem": "safemem (unsafe block)", "gvisor": "gVisor safecopy"},
@@ -185,7 +185,7 @@ var (
 		"IOSeq16x8B": {"perrange": "AddressSpace, one IO call per range", "mmsim": "AddressSpace, usermem.VecIO"},
 		"Save64MiB":  {"file": "the bytes written to a file", "mmsim": "AddressSpace.Save to a file"},
 		"Restore64MiB": {"file": "the bytes written to a file", "read": "the bytes read from a file",
-			"mmsim": "Restore from a file (and Close)"},
+			"lazy": "Restore, lazily (no page read yet)", "mmsim": "Restore from a file (and Close)"},
 	}
 )
 
