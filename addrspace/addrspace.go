@@ -725,6 +725,7 @@ func (as *AddressSpace) mapping(v *vma) pma.Mapping {
 		FD:      -1,
 		Prot:    pma.HostProt(v.perms),
 		MaxProt: pma.HostProt(v.maxPerms),
+		Lazy:    v.lazy != nil,
 	}
 	if v.file != nil {
 		m.FD, m.Off = v.file.fd(), v.off
