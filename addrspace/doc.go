@@ -69,6 +69,9 @@
 //	copy_{to,from}_user        the usermem.IO methods
 //	access_ok                  the bounds check against Size
 //	/proc/PID/maps             WriteMaps
+//	clear_refs 4, pagemap's    ClearDirty, Dirty (write-protection caught by
+//	  soft-dirty bit             the fault handler; see snapshot.go)
+//	CRIU/fuzzer snapshot       a Clone, and Reset to it
 //
 // # Save, restore and lazy memory
 //
@@ -102,5 +105,7 @@
 //	    pma's account.mu    the process-wide host account (a leaf)
 //
 // A Clone holds the parent's mu while it builds the child, whose locks it
-// never takes (nothing else can reach the child yet).
+// never takes (nothing else can reach the child yet). Reset holds two
+// spaces' locks: both activeMu, then both mu, each pair in the order the
+// spaces were created.
 package addrspace

@@ -2,6 +2,7 @@ package addrspace
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/mmsim/mmsim/hostarch"
 	"golang.org/x/sys/unix"
@@ -21,7 +22,11 @@ import (
 //     write to the host view that the fault path resolves. Writes by
 //     another address space to a shared mapping do not count (as another
 //     process's writes do not set this one's soft-dirty bits), nor do
-//     writes to a mapped file by the host.
+//     writes to a mapped file by the host. A page counts once a write to
+//     it is allowed to proceed: a write that fails (EFAULT, SIGBUS past a
+//     file's end) dirties nothing, and CopyOutFrom counts every page it
+//     hands its reader writable, since it cannot see which bytes the
+//     reader fills.
 //   - A change of what backs a page makes it dirty: Munmap and a new
 //     Mmap over it, Mremap (source and target), MADV_DONTNEED and
 //     MADV_REMOVE, and Reset where it restores the page. (Linux reports a
@@ -137,8 +142,12 @@ func (as *AddressSpace) trackRange(op string, ar hostarch.AddrRange) error {
 //
 // Pages that Reset restores are dirty afterwards (see Dirty); the others
 // keep their state. Reset waits for CopyOutFrom and CopyInTo calls in
-// progress on either space. A copy racing with Reset sees, page by page,
-// the contents before or after it.
+// progress on either space. A copy racing with Reset may see a page
+// before, during or after its restoration; a write racing with Reset is
+// either undone by it or seen by the next Reset, never lost to it. snap
+// must not be written while Reset runs (it reads snap's pages); changes to
+// snap between resets are fine: the next Reset notices them and restores
+// everything.
 //
 // Errors (wrapped): EINVAL if snap is nil, as itself, closed, of another
 // Size, or does not share as's memory (it is not a Clone of as, of a
@@ -185,35 +194,23 @@ func (as *AddressSpace) Reset(snap *AddressSpace) error {
 
 // resetLocked is Reset once both spaces are locked.
 //
+// It cuts the address space at every mapping boundary of either space and
+// compares the two spaces piece by piece: where both map the same thing
+// (the same attributes, backing and offset at that address, whatever the
+// mapping boundaries), the page table restores only the private pages
+// that changed; elsewhere it drops as's pages and, for a private mapping
+// of snap's, shares snap's. The mapping list is then made a copy of
+// snap's if it differs.
+//
 // Preconditions: as.mu and snap.mu are held (and both activeMu); both are
 // open, of one size, over one memory file.
 func (as *AddressSpace) resetLocked(snap *AddressSpace) error {
 	var mine, theirs []*vma
 	as.vmas.Ascend(func(v *vma) bool { mine = append(mine, v); return true })
 	snap.vmas.Ascend(func(v *vma) bool { theirs = append(theirs, v); return true })
-
-	// Pair each mapping with its twin in the other space (the same range
-	// and attributes); the others are removed (mine) or re-created
-	// (theirs).
-	var keep [][2]*vma
-	var drop, add []*vma
-	i, j := 0, 0
-	for i < len(mine) || j < len(theirs) {
-		switch {
-		case j == len(theirs) || (i < len(mine) && mine[i].start < theirs[j].start):
-			drop = append(drop, mine[i])
-			i++
-		case i == len(mine) || theirs[j].start < mine[i].start:
-			add = append(add, theirs[j])
-			j++
-		case sameVMA(mine[i], theirs[j]):
-			keep = append(keep, [2]*vma{mine[i], theirs[j]})
-			i, j = i+1, j+1
-		default:
-			drop = append(drop, mine[i])
-			add = append(add, theirs[j])
-			i, j = i+1, j+1
-		}
+	sameList := len(mine) == len(theirs)
+	for k := 0; sameList && k < len(mine); k++ {
+		sameList = sameVMA(mine[k], theirs[k])
 	}
 	if n := len(theirs); n > len(mine) {
 		if err := as.admit(n - len(mine)); err != nil {
@@ -230,33 +227,51 @@ func (as *AddressSpace) resetLocked(snap *AddressSpace) error {
 			first = fmt.Errorf("addrspace: reset: %w", err)
 		}
 	}
-	for _, v := range drop {
-		keepErr(as.pt.Unmap(uint64(v.start), uint64(v.end)))
-		as.delete(v)
-		if v.file != nil {
-			as.dropFile(v.file)
-		}
-	}
-	for _, sv := range add {
-		cv := *sv
-		if sv.file != nil {
-			r, err := as.adoptFile(sv.file)
-			if err != nil {
-				keepErr(err)
-				continue
+	pieces := cut(mine, theirs)
+	for _, p := range pieces {
+		switch {
+		case p.a == nil && p.b == nil:
+		case p.a != nil && p.b != nil && sameAt(p.a, p.b, p.start):
+			if p.a.private {
+				keepErr(as.pt.ResetRange(snap.pt, uint64(p.start), uint64(p.end), p.a.file == nil, incremental))
 			}
-			cv.file = r
-		}
-		as.insert(&cv)
-		if cv.private {
-			keepErr(as.pt.ResetAdopt(snap.pt, uint64(cv.start), uint64(cv.end)))
+		case p.a != nil:
+			keepErr(as.pt.Unmap(uint64(p.start), uint64(p.end)))
 		}
 	}
-	for _, k := range keep {
-		v, sv := k[0], k[1]
-		v.anonID = sv.anonID // the same mapping to the user; merging follows snap
-		if v.private {
-			keepErr(as.pt.ResetRange(snap.pt, uint64(v.start), uint64(v.end), v.file == nil, incremental))
+	if !sameList {
+		// Copy snap's list: adopt its files first, so that a file both
+		// map keeps its descriptor.
+		fresh := make([]*vma, 0, len(theirs))
+		for _, sv := range theirs {
+			cv := *sv
+			if sv.file != nil {
+				r, err := as.adoptFile(sv.file)
+				if err != nil {
+					keepErr(err)
+					continue
+				}
+				cv.file = r
+			}
+			fresh = append(fresh, &cv)
+		}
+		for _, v := range mine {
+			as.delete(v)
+			if v.file != nil {
+				as.dropFile(v.file)
+			}
+		}
+		for _, v := range fresh {
+			as.insert(v)
+		}
+	} else {
+		for k, v := range mine {
+			v.anonID = theirs[k].anonID // the same mappings; merging follows snap's
+		}
+	}
+	for _, p := range pieces {
+		if p.b != nil && p.b.private && (p.a == nil || !sameAt(p.a, p.b, p.start)) {
+			keepErr(as.pt.ResetAdopt(snap.pt, uint64(p.start), uint64(p.end)))
 		}
 	}
 	as.brkStart, as.brk = snap.brkStart, snap.brk
@@ -266,6 +281,58 @@ func (as *AddressSpace) resetLocked(snap *AddressSpace) error {
 	}
 	as.pt.ResetDone(snap.pt)
 	return nil
+}
+
+// A piece is a range in which neither space's mappings begin or end: a
+// is as's mapping there and b snap's (nil for none).
+type piece struct {
+	start, end hostarch.Addr
+	a, b       *vma
+}
+
+// cut returns the pieces of the address space between every boundary of
+// the mappings mine and theirs (each sorted and disjoint), in order,
+// leaving out the ranges neither maps.
+func cut(mine, theirs []*vma) []piece {
+	var pts []hostarch.Addr
+	for _, vs := range [][]*vma{mine, theirs} {
+		for _, v := range vs {
+			pts = append(pts, v.start, v.end)
+		}
+	}
+	slices.Sort(pts)
+	pts = slices.Compact(pts)
+	var out []piece
+	i, j := 0, 0
+	for k := 0; k+1 < len(pts); k++ {
+		s, e := pts[k], pts[k+1]
+		for i < len(mine) && mine[i].end <= s {
+			i++
+		}
+		for j < len(theirs) && theirs[j].end <= s {
+			j++
+		}
+		p := piece{start: s, end: e}
+		if i < len(mine) && mine[i].start <= s {
+			p.a = mine[i]
+		}
+		if j < len(theirs) && theirs[j].start <= s {
+			p.b = theirs[j]
+		}
+		if p.a != nil || p.b != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// sameAt reports whether a and b map the same thing at addr (inside
+// both): the same attributes and backing, at the same offset.
+func sameAt(a, b *vma, addr hostarch.Addr) bool {
+	ac, bc := *a, *b
+	ac.start, ac.end, ac.off, ac.pgoff = addr, addr+1, a.offAt(addr), a.pgoffAt(addr)
+	bc.start, bc.end, bc.off, bc.pgoff = addr, addr+1, b.offAt(addr), b.pgoffAt(addr)
+	return sameVMA(&ac, &bc)
 }
 
 // sameVMA reports whether a (of one space) and b (of another) are the same

@@ -176,7 +176,7 @@ func modelDirtyRun(t *testing.T, seed int64, ops int) {
 			}
 		}
 	}
-	if err := checkHostAccount(as); err != nil {
+	if err := checkViews(as); err != nil {
 		t.Fatal(err)
 	}
 }

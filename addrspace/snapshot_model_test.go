@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/mmsim/mmsim/hostarch"
 )
 
 // TestModelReset drives the reference model's random operations (mmap,
@@ -100,8 +102,15 @@ func modelResetRun(t *testing.T, seed int64, ops int) {
 			if err := checkRefs(append(append([]*AddressSpace(nil), r.fam...), snap)); err != nil {
 				r.fail("after Reset: %v", err)
 			}
-			if err := checkHostAccount(r.as); err != nil {
+			if err := checkViews(r.as); err != nil {
 				r.fail("after Reset: %v", err)
+			}
+		case k < 7:
+			// Dirty tracking changes protections, never results.
+			j := rng.Intn(len(r.fam))
+			r.log = append(r.log, fmt.Sprintf("ClearDirty(space %d)", j))
+			if err := r.fam[j].ClearDirty(hostarch.AddrRange{Start: 0, End: hostarch.Addr(size)}); err != nil {
+				r.fail("ClearDirty: %v", err)
 			}
 		default:
 			r.step()

@@ -46,6 +46,10 @@ type MemoryFile struct {
 	inUse uint64
 	// limit is the largest offset ever handed out, plus one.
 	limit uint64
+
+	// win is a host mapping of the whole file, for copies between its
+	// pages (see withWindow).
+	win memWindow
 }
 
 type extent struct{ start, end uint64 }
@@ -460,6 +464,7 @@ func (m *MemoryFile) Close() error {
 	if !last {
 		return nil
 	}
+	m.win.release()
 	return m.f.Close()
 }
 

@@ -410,10 +410,23 @@ func (t *Table) evict() bool {
 		if v == nil || v.Mappings() == 1 {
 			continue
 		}
+		// Only entries inside host mappings can be mapped: visit those
+		// (not every entry, which write tracking can make many).
+		var segs []hseg
+		v.forSegs(0, t.size, func(s hseg) bool {
+			if !s.reserved() {
+				segs = append(segs, s)
+			}
+			return true
+		})
 		p := v.plan(0, t.size, reserveSeg(0, t.size), false)
 		v.apply(p, 0, t.size, reserveSeg(0, t.size), false)
+		for _, s := range segs {
+			for _, e := range t.entriesIn(s.start, s.end) {
+				e.setMapped(max, false)
+			}
+		}
 	}
-	t.ents.Ascend(func(e *entry) bool { e.inApp, e.inMax = false, false; return true })
 	t.recount()
 	return true
 }

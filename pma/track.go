@@ -1,7 +1,6 @@
 package pma
 
 import (
-	"fmt"
 	"sync/atomic"
 
 	"github.com/mmsim/mmsim/hostarch"
@@ -23,14 +22,27 @@ import (
 // wrote since: soft-dirty clear) and rclean (pages whose contents are the
 // snapshot's since the last reset).
 //
-// The host's own soft-dirty bits (clear_refs, pagemap) clear a whole
-// process at once, so they cannot serve one address space among several;
-// userfaultfd write-protection with PAGEMAP_SCAN (Linux 6.7) could serve a
-// range without splitting host mappings, but it is absent from older
-// kernels and from qemu-user, needs vm.unprivileged_userfaultfd or
-// UFFD_USER_MODE_ONLY, and reset still needs the page table's record of
-// which private pages diverged: write-protection in the fault path works
-// everywhere the page table does.
+// Why write-protection in the fault path, measured on this machine (Linux
+// 6.18, x86-64, 256 MiB of private memory, 16 scattered pages written):
+//
+//	                          fault path (this)   userfaultfd WP_ASYNC + PAGEMAP_SCAN
+//	first write to a page     ~8 µs (signal,      ~0.6 µs (in the kernel)
+//	                            mprotect)
+//	which pages were written  ~1 µs (the sets)    ~45 µs (a scan of the range;
+//	                                                grows with the range)
+//	clear again               ~65 µs              ~46 µs (scan and re-protect)
+//	protect 256 MiB           ~6 ms               ~7 ms
+//	host mappings             +2 per page among   none (per-page bits)
+//	                            clean ones
+//
+// userfaultfd is faster per write and costs no host mappings, but every
+// query walks the whole range (a reset could not stay below 50 µs on
+// 256 MiB, let alone 64 GiB), it needs Linux 6.7 (absent from older
+// kernels and from qemu-user, where mmsim's arm64 tests run), and the
+// host's own soft-dirty bits (clear_refs) clear the whole process at once.
+// The fault path works wherever the page table does, and a reset consults
+// only the pages written. (A hybrid, userfaultfd where the host has it for
+// the writes and these sets for the queries, is future work.)
 
 var tableIDs atomic.Uint64
 
@@ -76,11 +88,14 @@ func (t *Table) cleanSpans(start, end uint64) []span {
 func (t *Table) written(page uint64) {
 	t.gen++
 	end := page + hostarch.PageSize
-	if !t.cleanAny(page, end) {
+	if t.cleanAny(page, end) {
+		t.soft.remove(page, end)
+		t.rclean.remove(page, end)
+	} else if e := t.entryAt(page); e == nil || !e.wp {
 		return
 	}
-	t.soft.remove(page, end)
-	t.rclean.remove(page, end)
+	// (A page may stay protected after leaving the sets, as restoreRun
+	// leaves it: lift that here.)
 	t.syncWP(page, end)
 }
 
@@ -262,14 +277,7 @@ func (t *Table) ResetRange(snap *Table, start, end uint64, anonymous, incrementa
 	t.gen++
 	for _, r := range runs {
 		if incremental && t.copyable(snap, r, anonymous) {
-			// Watch the run first, so that a write racing the copy faults
-			// (and waits for the caller's lock) rather than lands unseen.
-			t.rclean.add(r.start, r.end)
-			t.soft.remove(r.start, r.end)
-			t.syncWP(r.start, r.end)
-			if err := t.copyBack(snap, r); err != nil {
-				t.rclean.remove(r.start, r.end)
-				t.syncWP(r.start, r.end)
+			if err := t.restoreRun(snap, r); err != nil {
 				return err
 			}
 			continue
@@ -282,6 +290,67 @@ func (t *Table) ResetRange(snap *Table, start, end uint64, anonymous, incrementa
 		}
 	}
 	return nil
+}
+
+// A pagePair is a page of t's own (dst, a memory-file offset) and the
+// snapshot's page it must equal (src; -1 for zeroes).
+type pagePair struct {
+	addr, dst uint64
+	src       int64
+}
+
+// restoreRun restores run r, which t's own pages back (copyable), from
+// snap by comparing and copying pages through the memory file's window.
+// A page that differed (it was written since the last reset) is copied
+// back and left writable and unwatched: the next reset compares it again,
+// which costs less than write-protecting it and taking its next write
+// fault (a fuzzer writes the same pages every time). A page found equal
+// is watched (write-protected) and compared once more, so that a write
+// racing with the first comparison is not missed.
+func (t *Table) restoreRun(snap *Table, r span) error {
+	var pairs []pagePair
+	var end uint64
+	for _, e := range t.entriesIn(r.start, r.end) {
+		for a := max(e.start, r.start); a < min(e.end, r.end); a += hostarch.PageSize {
+			p := pagePair{addr: a, dst: e.off + (a - e.start), src: -1}
+			if se := snap.entryAt(a); se != nil {
+				p.src = int64(se.off + (a - se.start))
+				end = max(end, uint64(p.src)+hostarch.PageSize)
+			}
+			end = max(end, p.dst+hostarch.PageSize)
+			pairs = append(pairs, p)
+		}
+	}
+	var same []pagePair
+	err := t.mem.withWindow(end, func(base uintptr) {
+		for _, p := range pairs {
+			if restorePage(base, p.dst, p.src) {
+				t.soft.remove(p.addr, p.addr+hostarch.PageSize)
+			} else {
+				same = append(same, p)
+			}
+		}
+	})
+	if err != nil || len(same) == 0 {
+		return err
+	}
+	for _, p := range same {
+		t.rclean.add(p.addr, p.addr+hostarch.PageSize)
+	}
+	// The pages restored above stay writable (syncWP leaves pages outside
+	// both sets as they are).
+	for _, p := range same {
+		if e := t.entryAt(p.addr); e != nil && !e.wp {
+			t.syncWP(p.addr, p.addr+hostarch.PageSize)
+		}
+	}
+	return t.mem.withWindow(end, func(base uintptr) {
+		for _, p := range same {
+			if restorePage(base, p.dst, p.src) {
+				t.soft.remove(p.addr, p.addr+hostarch.PageSize)
+			}
+		}
+	})
 }
 
 // copyable reports whether run r can be restored by copying snap's bytes
@@ -317,34 +386,4 @@ func (t *Table) covered(r span) bool {
 		cur = min(e.end, r.end)
 	}
 	return cur >= r.end
-}
-
-// copyBack copies snap's pages of r (zeroes where nothing backs them) into
-// t's own pages of r.
-//
-// Preconditions: t.copyable(snap, r, anonymous).
-func (t *Table) copyBack(snap *Table, r span) error {
-	for _, e := range t.entriesIn(r.start, r.end) {
-		s, en := max(e.start, r.start), min(e.end, r.end)
-		dst := func(a uint64) uint64 { return e.off + (a - e.start) }
-		cur := s
-		for _, se := range snap.entriesIn(s, en) {
-			ss, se2 := max(se.start, s), min(se.end, en)
-			if ss > cur {
-				if err := t.mem.Decommit(dst(cur), ss-cur); err != nil {
-					return err
-				}
-			}
-			if err := copyRange(t.mem.FD(), dst(ss), se.fd, se.off+(ss-se.start), se2-ss); err != nil {
-				return fmt.Errorf("pma: restoring pages from a snapshot: %w", err)
-			}
-			cur = se2
-		}
-		if cur < en {
-			if err := t.mem.Decommit(dst(cur), en-cur); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

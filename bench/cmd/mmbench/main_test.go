@@ -133,7 +133,7 @@ func checkReport(t *testing.T, rep *Report) {
 		t.Errorf("%d parallel cells, want 8", len(rep.Parallel))
 	}
 	if len(rep.Targets) != 30 {
-		t.Errorf("%d targets, want 30 (Clone of 1,000 mappings, 3 at 8 B, 3 at each of 4 sizes from 4 KiB, CopySeq at each of the 7 sizes, Mmap+Munmap, IOSeq per range, the write after Clone, the scattered writes' host mappings, the spaces of 64 GiB, Save and Restore of 64 MiB)", len(rep.Targets))
+		t.Errorf("%d targets, want 32 (Clone of 1,000 mappings, 3 at 8 B, 3 at each of 4 sizes from 4 KiB, CopySeq at each of the 7 sizes, Mmap+Munmap, IOSeq per range, the write after Clone, the scattered writes' host mappings, the spaces of 64 GiB, Reset against 16 pages' copy and against 256 MiB's, Save and Restore of 64 MiB)", len(rep.Targets))
 	}
 }
 
