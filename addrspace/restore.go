@@ -14,8 +14,10 @@ import (
 )
 
 // Restore builds a new address space from a save that Save wrote to r
-// (format: see FORMAT in the package's saverestore.go), then applies
-// opts.Increments in order. It reads r up to the save's END record.
+// (format: see SaveVersion), then applies opts.Increments in order. It
+// reads r up to the save's END record; with opts.Lazy it reads only the
+// mappings and the pages' record headers, and each page's data when the
+// page is first touched (see RestoreOptions.Lazy).
 //
 // Mapped files come back through opts.Resolve. The new space has the
 // saved Size, MaxMapCount, heap bounds, mappings (the same VMAs, with the
@@ -26,7 +28,9 @@ import (
 // out of bounds, records out of order, an increment that does not follow
 // the save before it), an error wrapping ErrBadSave and unix.EINVAL; the
 // errors of Resolve, of r and of the host (ENOMEM when the host or the
-// process-wide host budget cannot provide the space), wrapped. On error
+// process-wide host budget cannot provide the space, or descriptors run
+// out), wrapped; EINVAL for Lazy with Increments or with an r that is not
+// an io.ReaderAt. On error
 // nothing is built: every host mapping, descriptor and memory-file page
 // that Restore took is released (the views' address space once the
 // unreachable space is collected, as after Close), and every file that
