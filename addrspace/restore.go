@@ -29,8 +29,7 @@ import (
 // the save before it), an error wrapping ErrBadSave and unix.EINVAL; the
 // errors of Resolve, of r and of the host (ENOMEM when the host or the
 // process-wide host budget cannot provide the space, or descriptors run
-// out), wrapped; EINVAL for Lazy with Increments or with an r that is not
-// an io.ReaderAt. On error
+// out), wrapped; EINVAL for Lazy with an r that is not an io.ReaderAt. On error
 // nothing is built: every host mapping, descriptor and memory-file page
 // that Restore took is released (the views' address space once the
 // unreachable space is collected, as after Close), and every file that
@@ -75,9 +74,6 @@ func (rs *restorer) restoreBase(r io.Reader) (*AddressSpace, error) {
 		ra, ok := r.(io.ReaderAt)
 		if !ok {
 			return nil, fmt.Errorf("addrspace: lazy restore from a %T, which is not an io.ReaderAt: %w", r, unix.EINVAL)
-		}
-		if len(rs.opts.Increments) != 0 {
-			return nil, fmt.Errorf("addrspace: lazy restore with increments: %w", unix.EINVAL)
 		}
 		pr := &posReader{ra: ra}
 		rs.lazy = &lazyRestore{rd: pr}
@@ -250,7 +246,7 @@ func (rs *restorer) applyLocked(as *AddressSpace, r io.Reader, h saveHeader, ful
 			}
 			vmasDone = true
 		}
-		if rs.lazy != nil && typ == recPages && vmasDone && n > 13 {
+		if rs.lazy != nil && full && typ == recPages && vmasDone && n > 13 {
 			// The page data of private anonymous memory stays in the
 			// save until a fill reads (and checks) it.
 			if _, err := io.ReadFull(r, p[:13]); err != nil {
@@ -357,6 +353,9 @@ func (rs *restorer) applyLocked(as *AddressSpace, r io.Reader, h saveHeader, ful
 			}
 			if err := as.pt.Unmap(start, end); err != nil {
 				return fmt.Errorf("addrspace: restore: %w", err)
+			}
+			if v := as.find(ar.Start); rs.lazy != nil && v.lazy != nil {
+				rs.lazy.drop(ar) // the base's pages there are gone
 			}
 		case recEnd:
 			nrec, npages := d.u64(), d.u64()

@@ -42,8 +42,11 @@ type lazyRestore struct {
 	rd      *posReader
 	entries []lazyEntry // ascending, disjoint
 
-	mu       sync.Mutex
-	cacheOff int64  // the record in cache (-1: none)
+	mu sync.Mutex
+	// dropped are the ranges of restored addresses whose pages an
+	// increment discarded: they fill as zero (sorted, disjoint).
+	dropped  []hostarch.AddrRange
+	cacheOff int64 // the record in cache (-1: none)
 	buf      []byte // the record in cache, whole
 	cache    []byte // its page data
 }
@@ -117,7 +120,27 @@ func (l *lazyRestore) FillPages(_ context.Context, off uint64, dst []byte) error
 		s, en := max(e.addr, off), min(e.addr+e.length, end)
 		copy(dst[s-off:en-off], data[s-e.addr:en-e.addr])
 	}
+	for _, d := range intersectRanges(l.dropped, hostarch.AddrRange{Start: hostarch.Addr(off), End: hostarch.Addr(end)}) {
+		clear(dst[uint64(d.Start)-off : uint64(d.End)-off])
+	}
 	return nil
+}
+
+// drop records that an increment discarded the pages of ar.
+func (l *lazyRestore) drop(ar hostarch.AddrRange) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rs := append(l.dropped, ar)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Start < rs[j].Start })
+	out := rs[:0]
+	for _, r := range rs {
+		if n := len(out); n > 0 && r.Start <= out[n-1].End {
+			out[n-1].End = max(out[n-1].End, r.End)
+			continue
+		}
+		out = append(out, r)
+	}
+	l.dropped = out
 }
 
 // record returns the page data of e's record, read and checked.

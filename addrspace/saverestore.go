@@ -181,9 +181,9 @@ type RestoreOptions struct {
 	// corrupted page fails that access with EFAULT (a *FaultError whose
 	// Cause wraps ErrBadSave), and a read error of r fails it likewise.
 	// r must stay readable and unchanged while the space may fill pages.
-	// Private file copies and shared memory are restored eagerly. Lazy
-	// cannot be combined with Increments (EINVAL), and a lazily restored
-	// space cannot be saved (its mappings have a filler).
+	// Private file copies, shared memory and the increments' pages are
+	// restored eagerly. A lazily restored space cannot be saved (its
+	// mappings have a filler).
 	Lazy bool
 }
 

@@ -560,16 +560,18 @@ func TestSaveRestoreIncrementalModel(t *testing.T) {
 			}
 			return rs
 		}
-		got, err := Restore(bytes.NewReader(base), RestoreOptions{Resolve: resolverFor(t), Increments: readers(incs)})
-		if err != nil {
-			t.Fatalf("seed %d: Restore: %v", seed, err)
+		for _, lazy := range []bool{false, true} {
+			got, err := Restore(bytes.NewReader(base), RestoreOptions{Resolve: resolverFor(t), Increments: readers(incs), Lazy: lazy})
+			if err != nil {
+				t.Fatalf("seed %d (lazy %v): Restore: %v", seed, lazy, err)
+			}
+			if err := sameMappings(as.Mappings(), got.Mappings()); err != nil {
+				t.Fatalf("seed %d (lazy %v): %v", seed, lazy, err)
+			}
+			r.as, r.m = got, r.fm[0]
+			r.compareAll()
+			got.Close()
 		}
-		if err := sameMappings(as.Mappings(), got.Mappings()); err != nil {
-			t.Fatalf("seed %d: %v", seed, err)
-		}
-		r.as, r.m = got, r.fm[0]
-		r.compareAll()
-		got.Close()
 		// Increments out of order, or one missing, are rejected.
 		for _, bad := range [][][]byte{{incs[1], incs[0]}, {incs[0], incs[2]}, {incs[1]}} {
 			if g, err := Restore(bytes.NewReader(base), RestoreOptions{Resolve: resolverFor(t), Increments: readers(bad)}); !errors.Is(err, ErrBadSave) {
@@ -597,7 +599,8 @@ func TestSaveIncrementalNeedsTrack(t *testing.T) {
 
 // TestSaveIncrementalSize: an increment holds exactly the pages written
 // since the save before it, whatever the size of the space; a page
-// discarded since restores as zero; and the chain restores every byte.
+// discarded since restores as zero; and the chain restores every byte,
+// eagerly and lazily.
 func TestSaveIncrementalSize(t *testing.T) {
 	as, err := New(Options{Size: 1 << 32})
 	if err != nil {
@@ -633,14 +636,16 @@ func TestSaveIncrementalSize(t *testing.T) {
 	if len(inc) > 5*pg+4096 {
 		t.Fatalf("increment after writing 4 pages is %d bytes", len(inc))
 	}
-	got, err := Restore(bytes.NewReader(base), RestoreOptions{Increments: []io.Reader{bytes.NewReader(empty), bytes.NewReader(inc)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer got.Close()
-	buf := make([]byte, n*pg)
-	if k, err := got.CopyIn(ctx, a, buf, noOpt); k != len(buf) || err != nil || !bytes.Equal(buf, full) {
-		t.Fatalf("restored chain: %d, %v, equal %v", k, err, bytes.Equal(buf, full))
+	for _, lazy := range []bool{false, true} {
+		got, err := Restore(bytes.NewReader(base), RestoreOptions{Increments: []io.Reader{bytes.NewReader(empty), bytes.NewReader(inc)}, Lazy: lazy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, n*pg)
+		if k, err := got.CopyIn(ctx, a, buf, noOpt); k != len(buf) || err != nil || !bytes.Equal(buf, full) {
+			t.Fatalf("restored chain (lazy %v): %d, %v, equal %v", lazy, k, err, bytes.Equal(buf, full))
+		}
+		got.Close()
 	}
 }
 
@@ -728,8 +733,8 @@ func TestSaveConcurrent(t *testing.T) {
 // TestRestoreLazy: a lazy restore reads no page until it is touched, then
 // equals an eager restore byte for byte (every space of random model
 // runs), filling each page once; a page corrupted in the save fails its
-// access with EFAULT and ErrBadSave; a non-ReaderAt, or increments, are
-// EINVAL.
+// access with EFAULT and ErrBadSave; a non-ReaderAt is EINVAL. (The
+// incremental model test restores lazily too.)
 func TestRestoreLazy(t *testing.T) {
 	for seed := 0; seed < 4; seed++ {
 		r := newModelRunForTest(t, rand.NewSource(int64(500+seed)))
@@ -807,9 +812,6 @@ func TestRestoreLazy(t *testing.T) {
 
 	if _, err := Restore(io.MultiReader(bytes.NewReader(data)), RestoreOptions{Lazy: true}); !errors.Is(err, unix.EINVAL) {
 		t.Fatalf("lazy Restore from a plain Reader: %v", err)
-	}
-	if _, err := Restore(bytes.NewReader(data), RestoreOptions{Lazy: true, Increments: []io.Reader{bytes.NewReader(data)}}); !errors.Is(err, unix.EINVAL) {
-		t.Fatalf("lazy Restore with increments: %v", err)
 	}
 	if err := got.Save(&bytes.Buffer{}, SaveOptions{}); !errors.Is(err, unix.EINVAL) {
 		t.Fatalf("Save of a lazily restored space: %v", err)
