@@ -436,3 +436,32 @@ func TestLazyFillerPanics(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLazyReset: Reset to a snapshot taken before pages were filled makes
+// them missing again (they fill again when touched), and keeps the ones
+// the snapshot had.
+func TestLazyReset(t *testing.T) {
+	as, a, c := newLazy(t, 4*LazyFillRun, hostarch.ReadWrite)
+	as.CopyOut(ctx, a, []byte("before"), noOpt) // fills run 0
+	snap, err := as.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	far := a + 3*LazyFillRun*pg
+	as.CopyOut(ctx, far, []byte("after"), noOpt) // fills run 3
+	as.CopyOut(ctx, a, []byte("AFTER!"), noOpt)
+	if err := as.Reset(snap); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	if _, err := as.CopyIn(ctx, a, b, noOpt); err != nil || string(b) != "before" {
+		t.Fatalf("page 0 after Reset: %q, %v", b, err)
+	}
+	if _, err := as.CopyIn(ctx, far, b, noOpt); err != nil || b[0] != fillByte(3*LazyFillRun) {
+		t.Fatalf("page filled after the snapshot, after Reset: %v, %v; want the filler's %#x", b, err, fillByte(3*LazyFillRun))
+	}
+	if n := c.count(3 * LazyFillRun); n != 2 {
+		t.Fatalf("page filled after the snapshot filled %d times, want 2 (again after Reset)", n)
+	}
+}

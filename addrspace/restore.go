@@ -42,7 +42,7 @@ func Restore(r io.Reader, opts RestoreOptions) (*AddressSpace, error) {
 		return nil, err
 	}
 	for i, inc := range opts.Increments {
-		if err := rs.apply(as, inc, false); err != nil {
+		if err := rs.apply(as, inc); err != nil {
 			as.Close()
 			return nil, fmt.Errorf("addrspace: restore: increment %d: %w", i, err)
 		}
@@ -110,7 +110,7 @@ func (rs *restorer) restoreBase(r io.Reader) (*AddressSpace, error) {
 }
 
 // apply applies the increment in r to as.
-func (rs *restorer) apply(as *AddressSpace, r io.Reader, _ bool) error {
+func (rs *restorer) apply(as *AddressSpace, r io.Reader) error {
 	br := bufio.NewReaderSize(r, 256<<10)
 	h, err := readHeader(br)
 	if err != nil {
