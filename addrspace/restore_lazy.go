@@ -46,7 +46,7 @@ type lazyRestore struct {
 	// dropped are the ranges of restored addresses whose pages an
 	// increment discarded: they fill as zero (sorted, disjoint).
 	dropped  []hostarch.AddrRange
-	cacheOff int64 // the record in cache (-1: none)
+	cacheOff int64  // the record in cache (-1: none)
 	buf      []byte // the record in cache, whole
 	cache    []byte // its page data
 }
