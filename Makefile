@@ -65,7 +65,7 @@ unit:
 #     re-panics (SIGSEGV addresses are right);
 #   TestMlockallHugeSpace: a space of 2^46 bytes, as FuzzHostile's seeds.
 QEMU_AARCH64 ?= qemu-aarch64
-ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestHostDiffAdvice|TestHostDiffAdviceCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestMmapPopulate|TestTLBTruncatedFile|TestMlockallHugeSpace)$$
+ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestHostDiffAdvice|TestHostDiffAdviceCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestRestoreDescriptorsExhausted|TestMmapPopulate|TestTLBTruncatedFile|TestMlockallHugeSpace)$$
 
 arm64:
 	GOARCH=arm64 $(GO) build ./...
@@ -79,7 +79,8 @@ FUZZ_TARGETS := \
 	./hostarch:FuzzAddrRangeSeq \
 	./usermem:FuzzCopyInt32StringsInVec \
 	./addrspace:FuzzModel \
-	./addrspace:FuzzHostile
+	./addrspace:FuzzHostile \
+	./addrspace:FuzzRestore
 
 fuzz-smoke fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -113,6 +113,13 @@ type AddressSpace struct {
 	// defFlags plays Linux's mm->def_flags: the lock bits (vmLocked,
 	// vmLockOnFault) that Mlockall(MCL_FUTURE) gives every new mapping.
 	defFlags vmFlags
+
+	// filling lists the lazy fills in progress (see fillLazy).
+	filling []*fillInFlight
+
+	// lastSave is what the last Save with Track saved, for the next
+	// incremental Save.
+	lastSave *saveState
 }
 
 // New creates an empty address space.
@@ -301,6 +308,13 @@ type MmapOpts struct {
 	// Mlockall(MCL_FUTURE) every new mapping is locked as if Locked were
 	// set (on fault with MCL_ONFAULT).
 	Locked bool
+
+	// Fill makes the mapping lazily filled: the first access to each page
+	// calls Fill for its contents instead of reading zeros (see
+	// PageFiller). The mapping must be private and anonymous (File nil),
+	// else Mmap fails with EINVAL. Clone gives the child the same filler:
+	// each address space fills the pages it has not got yet.
+	Fill PageFiller
 }
 
 // Mmap creates a mapping and returns its address, as mmap(2) does.
@@ -345,6 +359,9 @@ func (as *AddressSpace) Mmap(opts MmapOpts) (hostarch.Addr, error) {
 		if opts.Offset+length < opts.Offset || opts.Offset+length > 1<<63 {
 			return 0, fmt.Errorf("addrspace: mmap offset %#x + length %#x overflows: %w", opts.Offset, length, unix.EOVERFLOW)
 		}
+	}
+	if opts.Fill != nil && (opts.File != nil || !opts.Private) {
+		return 0, errLazyKind
 	}
 	if opts.NoReplace {
 		opts.Fixed = true
@@ -420,6 +437,9 @@ func (as *AddressSpace) mmapLocked(opts MmapOpts, length uint64) (hostarch.Addr,
 	}
 	v.end = v.start + hostarch.Addr(length)
 	v.pgoff = uint64(v.start) // as Linux sets vm_pgoff of anonymous memory
+	if err := lazyOpts(opts, v); err != nil {
+		return 0, err
+	}
 	v.account = opts.Private && opts.Perms.Write
 	v.flags = as.defFlags
 	if opts.Locked {
@@ -782,6 +802,7 @@ func (as *AddressSpace) mapping(v *vma) pma.Mapping {
 		FD:      -1,
 		Prot:    pma.HostProt(v.perms),
 		MaxProt: pma.HostProt(v.maxPerms),
+		Lazy:    v.lazy != nil,
 	}
 	if v.file != nil {
 		m.FD, m.Off = v.file.fd(), v.off

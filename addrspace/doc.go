@@ -96,6 +96,21 @@
 //	clear_refs 4, pagemap's    ClearDirty, Dirty (write-protection caught by
 //	  soft-dirty bit             the fault handler; see snapshot.go)
 //	CRIU/fuzzer snapshot       a Clone, and Reset to it
+//	CRIU dump and restore      Save and Restore (incremental: SaveOptions)
+//	userfaultfd (MISSING)      MmapOpts.Fill, a PageFiller; lazy Restore
+//
+// # Save, restore and lazy memory
+//
+// Save writes an address space (its mappings, heap bounds and the contents
+// of its anonymous and private memory, sparsely; mapped files by
+// reference) in the format that SaveVersion documents, and Restore builds
+// a new space from it, applying increments (SaveOptions.Incremental) after
+// it, or restoring private anonymous memory lazily (RestoreOptions.Lazy).
+// A mapping with MmapOpts.Fill is filled lazily, page run by page run, by
+// a PageFiller on first touch, as a userfaultfd handler fills a Linux
+// process's memory; the filler runs without the mapping lock (fault
+// resolution releases it while the filler runs, and resolves the fault
+// again afterwards).
 //
 // # What copies check, and what they ignore
 //

@@ -29,10 +29,14 @@ const (
 	// RLIMIT_FSIZE say, or the max view could not be reserved) — where
 	// Linux would have run out of memory.
 	FaultHostMemory
+
+	// FaultFill: the PageFiller of a lazily filled mapping (MmapOpts.Fill)
+	// failed to fill the page; FaultError.Cause holds its error.
+	FaultFill
 )
 
-// String returns "unmapped", "protection", "bus error" or "host memory
-// exhausted".
+// String returns "unmapped", "protection", "bus error", "host memory
+// exhausted" or "fill failed".
 func (r FaultReason) String() string {
 	switch r {
 	case FaultUnmapped:
@@ -43,6 +47,8 @@ func (r FaultReason) String() string {
 		return "bus error"
 	case FaultHostMemory:
 		return "host memory exhausted"
+	case FaultFill:
+		return "fill failed"
 	default:
 		return fmt.Sprintf("FaultReason(%d)", int(r))
 	}
@@ -67,16 +73,25 @@ type FaultError struct {
 	// address space (Addr is then the source's); it is false for a fault in
 	// the destination, and for every other call.
 	InSource bool
+
+	// Cause is the PageFiller's error for Reason FaultFill, nil otherwise.
+	Cause error
 }
 
 // Error implements error.Error.
 func (e *FaultError) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("addrspace: %s fault at %#x (%s: %v): %v", e.Access, e.Addr, e.Reason, e.Cause, unix.EFAULT)
+	}
 	return fmt.Sprintf("addrspace: %s fault at %#x (%s): %v", e.Access, e.Addr, e.Reason, unix.EFAULT)
 }
 
-// Unwrap returns unix.EFAULT.
-func (e *FaultError) Unwrap() error {
-	return unix.EFAULT
+// Unwrap returns unix.EFAULT, and Cause if it is set.
+func (e *FaultError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{unix.EFAULT, e.Cause}
+	}
+	return []error{unix.EFAULT}
 }
 
 // ErrClosed is returned (wrapped) by every method of an AddressSpace that

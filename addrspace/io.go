@@ -111,7 +111,10 @@ func (as *AddressSpace) resolve(base unsafe.Pointer, f safecopy.Fault, at hostar
 // with ignorePerms too (Linux's __access_remote_vm, behind /proc/PID/mem
 // and ptrace, expands the stack where get_user_pages would not).
 //
-// Preconditions: as.mu is held.
+// Preconditions: as.mu is held. For a page of a lazily filled mapping
+// (MmapOpts.Fill) that is not filled yet, as.mu is released while the
+// filler runs and held again on return: the caller must not rely on what
+// it read under the lock before the call.
 func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool) error {
 	v := as.find(addr)
 	if v == nil && as.growStackLocked(addr) {
@@ -129,6 +132,17 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 	}
 	if sig == unix.SIGBUS {
 		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
+	}
+	if v.lazy != nil {
+		if filled, err := as.fillLazy(v, addr, at); err != nil {
+			return err
+		} else if filled {
+			// The lock was released: resolve again.
+			if as.closed.Load() {
+				return errClosedIO
+			}
+			return as.resolveLocked(addr, sig, at, ignorePerms)
+		}
 	}
 	if at.Write && v.private {
 		// Linux's first write fault gives the VMA its anon_vma, before it

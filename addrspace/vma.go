@@ -69,6 +69,10 @@ type vma struct {
 	// when it merges VMAs (MAP_LOCKED and mlock, MAP_GROWSDOWN, the
 	// fork and huge-page advice). VMAs whose flags differ do not merge.
 	flags vmFlags
+
+	// lazy is the filler of a lazily filled mapping (MmapOpts.Fill), or
+	// nil. VMAs with different fillers do not merge.
+	lazy *lazySource
 }
 
 // vmFlags are the bits of vma.flags, named after Linux's VM_* flags.
@@ -102,7 +106,7 @@ func (v *vma) pgoffAt(addr hostarch.Addr) uint64 { return v.pgoff + uint64(addr-
 // their VMA).
 func (v *vma) compatible(next *vma) bool {
 	if v.end != next.start || v.perms != next.perms || v.maxPerms != next.maxPerms ||
-		v.private != next.private || v.file != next.file || v.name != next.name || v.advice != next.advice || v.flags != next.flags {
+		v.private != next.private || v.file != next.file || v.name != next.name || v.advice != next.advice || v.flags != next.flags || v.lazy != next.lazy {
 		return false
 	}
 	if v.account != next.account || (v.anonID != 0 && next.anonID != 0 && v.anonID != next.anonID) {

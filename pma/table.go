@@ -160,6 +160,12 @@ type Mapping struct {
 	// Prot and MaxProt are the host protections (HostProt) of the
 	// mapping's Perms and MaxPerms.
 	Prot, MaxProt int
+
+	// Lazy marks private anonymous memory whose pages the address space
+	// fills itself (Install) before they are first accessed: a page that
+	// nothing backs must stay so, so that fault-around and re-laying never
+	// back one with zeros.
+	Lazy bool
 }
 
 func (m *Mapping) anonymous() bool { return m.FD < 0 }
@@ -662,6 +668,8 @@ func (t *Table) fault(m Mapping, page uint64, max bool) error {
 	cowPage := func(e *entry) bool { return e != nil && e.owned && e.cow }
 	var pred func(*entry) bool
 	switch pe := t.entryAt(page); {
+	case m.Lazy:
+		pred = cowPage // (a lazy page is filled before it faults here)
 	case m.anonymous() && pe == nil:
 		pred = func(e *entry) bool { return e == nil }
 	case m.anonymous():
@@ -846,6 +854,9 @@ func relayBound(pages uint64) int { return 64 + int(pages/512) }
 // pages if its backing has fragmented beyond relayBound. Best effort: if
 // the memory file cannot provide the run, m stays as it is.
 func (t *Table) maybeRelay(m Mapping, max bool) {
+	if m.Lazy {
+		return // re-laying would back the pages not filled yet
+	}
 	bound := relayBound((m.End - m.Start) / hostarch.PageSize)
 	// Count the breaks in the backing, not the entries: write tracking
 	// splits entries (and host mappings) without fragmenting the backing.

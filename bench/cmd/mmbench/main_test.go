@@ -132,8 +132,8 @@ func checkReport(t *testing.T, rep *Report) {
 	if len(rep.Parallel) != 8 {
 		t.Errorf("%d parallel cells, want 8", len(rep.Parallel))
 	}
-	if len(rep.Targets) != 34 {
-		t.Errorf("%d targets, want 34 (Clone of 1,000 mappings, 3 at 8 B, 3 at each of 4 sizes from 4 KiB, CopySeq at each of the 7 sizes, Mmap+Munmap, SwapUint32, CopyStringIn, IOSeq per range, the write after Clone, the scattered writes' host mappings, the spaces of 64 GiB, the guest loads and stores through a TLB, the RV64 emulator, Reset against 16 pages' copy and against 256 MiB's)", len(rep.Targets))
+	if len(rep.Targets) != 36 {
+		t.Errorf("%d targets, want 36 (Clone of 1,000 mappings, 3 at 8 B, 3 at each of 4 sizes from 4 KiB, CopySeq at each of the 7 sizes, Mmap+Munmap, SwapUint32, CopyStringIn, IOSeq per range, the write after Clone, the scattered writes' host mappings, the spaces of 64 GiB, the guest loads and stores through a TLB, the RV64 emulator, Reset against 16 pages' copy and against 256 MiB's, Save and Restore of 64 MiB)", len(rep.Targets))
 	}
 }
 
