@@ -46,3 +46,37 @@ func TestRelayWhilePinned(t *testing.T) {
 		t.Fatal("the child's bytes changed")
 	}
 }
+
+// TestRelayWithinBudget: with the process's host budget nearly spent, the
+// faults that fragment a mapping and the re-lay that takes it out of the
+// views (which may split the views at its edges) stay within the budget,
+// evicting where they must, and no byte is lost.
+func TestRelayWithinBudget(t *testing.T) {
+	const pages = 4096
+	acct.init()
+	oldLimit, oldHeadroom := acct.limit, acct.headroom
+	defer func() { acct.limit, acct.headroom = oldLimit, oldHeadroom }()
+	tb := newTable(t, pages)
+	child := newTableOn(t, pages, tb.mem.Share())
+	acct.mu.Lock()
+	used := acct.committed
+	acct.mu.Unlock()
+	const room = 24
+	acct.limit, acct.headroom = used+room, 0
+	m := anon(0, pages*pg)
+	want := fragment(t, tb, child, m, pages)
+	if n := len(child.entriesIn(0, pages*pg)); n > relayBound(pages) {
+		t.Fatalf("%d entries, bound %d: not re-laid", n, relayBound(pages))
+	}
+	if st := ReadHostStats(); st.Committed > acct.limit || st.Mappings > acct.limit {
+		t.Fatalf("committed %d host mappings, budget %d", st.Committed, acct.limit)
+	}
+	if got := readVia(t, child, m, 0, pages*pg); !bytes.Equal(got, want) {
+		t.Fatal("the child's bytes changed")
+	}
+	for _, tab := range []*Table{tb, child} {
+		if got := hostLinesIn(t, tab.AppBase(), pages*pg); got != tab.app.Mappings() {
+			t.Fatalf("host %d mappings, view %d", got, tab.app.Mappings())
+		}
+	}
+}
