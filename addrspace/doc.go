@@ -132,9 +132,12 @@
 // # The cost of a fault
 //
 // A copy over backed pages costs a bounds check and a memmove. A fault
-// costs two host signals (the faulting copy's, and a one-byte retry that
-// makes the count exact), the address space's lock and a VMA lookup, and,
-// to back a page, a memory-file page, a host mmap into the view and the
+// that can be resolved costs one host signal (the copy resumes at the page
+// the host reported, which is certainly the first it could not access: on
+// amd64 always, on arm64 unless an access containing the reported address
+// could cross a page), an EFAULT two (the second, a one-byte retry, makes
+// the count exact); and the address space's lock and a VMA lookup, and, to
+// back a page, a memory-file page, a host mmap into the view and the
 // host's own page fault. BenchmarkFault measured, on the 2-vCPU Intel Xeon
 // virtual machine (Linux 6.18, shared with other work) where this package
 // is developed, with 8-byte CopyIns: 7 ns from a backed page; 6 µs from a

@@ -212,12 +212,18 @@ func (as *AddressSpace) CopyOut(ctx context.Context, addr hostarch.Addr, src []b
 
 //go:noinline
 func (as *AddressSpace) copyOutSlow(base, dst unsafe.Pointer, src []byte, rawDone, rawFault uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
-	done, f := safecopy.FinishCopy(dst, unsafe.Pointer(unsafe.SliceData(src)), uintptr(len(src)), rawDone, rawFault, rawSig)
-	if f.Sig == 0 { // another thread resolved the fault meanwhile
-		return len(src), nil
-	}
-	done, err := as.finish(base, uintptr(len(src)), done, f, hostarch.Write, opts, func(from uintptr) (uintptr, safecopy.Fault) {
-		return safecopy.Copy(unsafe.Add(dst, from), unsafe.Pointer(unsafe.SliceData(src[from:])), uintptr(len(src))-from)
+	n := uintptr(len(src))
+	done, err := as.finishRaw(base, n, 0, rawDone, rawFault, rawSig, hostarch.Write, opts, rawOp{
+		view: dst,
+		raw: func(from uintptr) (uintptr, uintptr, int32) {
+			return safecopy.Memcpy(uintptr(unsafe.Add(dst, from)), uintptr(unsafe.Pointer(unsafe.SliceData(src[from:]))), n-from)
+		},
+		exact: func(from, lb, fault uintptr, sig int32) (uintptr, safecopy.Fault) {
+			return safecopy.FinishCopy(unsafe.Add(dst, from), unsafe.Pointer(unsafe.SliceData(src[from:])), n-from, lb, fault, sig)
+		},
+		op: func(from uintptr) (uintptr, safecopy.Fault) {
+			return safecopy.Copy(unsafe.Add(dst, from), unsafe.Pointer(unsafe.SliceData(src[from:])), n-from)
+		},
 	})
 	return int(done), err
 }
@@ -249,12 +255,18 @@ func (as *AddressSpace) CopyIn(ctx context.Context, addr hostarch.Addr, dst []by
 
 //go:noinline
 func (as *AddressSpace) copyInSlow(base, src unsafe.Pointer, dst []byte, rawDone, rawFault uintptr, rawSig int32, opts usermem.IOOpts) (int, error) {
-	done, f := safecopy.FinishCopy(unsafe.Pointer(unsafe.SliceData(dst)), src, uintptr(len(dst)), rawDone, rawFault, rawSig)
-	if f.Sig == 0 { // another thread resolved the fault meanwhile
-		return len(dst), nil
-	}
-	done, err := as.finish(base, uintptr(len(dst)), done, f, hostarch.Read, opts, func(from uintptr) (uintptr, safecopy.Fault) {
-		return safecopy.Copy(unsafe.Pointer(unsafe.SliceData(dst[from:])), unsafe.Add(src, from), uintptr(len(dst))-from)
+	n := uintptr(len(dst))
+	done, err := as.finishRaw(base, n, 0, rawDone, rawFault, rawSig, hostarch.Read, opts, rawOp{
+		view: src,
+		raw: func(from uintptr) (uintptr, uintptr, int32) {
+			return safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(dst[from:]))), uintptr(unsafe.Add(src, from)), n-from)
+		},
+		exact: func(from, lb, fault uintptr, sig int32) (uintptr, safecopy.Fault) {
+			return safecopy.FinishCopy(unsafe.Pointer(unsafe.SliceData(dst[from:])), unsafe.Add(src, from), n-from, lb, fault, sig)
+		},
+		op: func(from uintptr) (uintptr, safecopy.Fault) {
+			return safecopy.Copy(unsafe.Pointer(unsafe.SliceData(dst[from:])), unsafe.Add(src, from), n-from)
+		},
 	})
 	return int(done), err
 }
@@ -374,12 +386,21 @@ func (as *AddressSpace) ZeroOut(ctx context.Context, addr hostarch.Addr, toZero 
 	}
 	dst := unsafe.Add(base, addr)
 	n := uintptr(toZero)
-	done, f := safecopy.Zero(dst, n)
-	if f.Sig == 0 {
+	lb, fault, sig := safecopy.MemclrRaw(dst, n)
+	if sig == 0 {
 		return toZero, nil
 	}
-	done, err := as.finish(base, n, done, f, hostarch.Write, opts, func(from uintptr) (uintptr, safecopy.Fault) {
-		return safecopy.Zero(unsafe.Add(dst, from), n-from)
+	done, err := as.finishRaw(base, n, 0, lb, fault, sig, hostarch.Write, opts, rawOp{
+		view: dst,
+		raw: func(from uintptr) (uintptr, uintptr, int32) {
+			return safecopy.MemclrRaw(unsafe.Add(dst, from), n-from)
+		},
+		exact: func(from, lb, fault uintptr, sig int32) (uintptr, safecopy.Fault) {
+			return safecopy.FinishZero(unsafe.Add(dst, from), n-from, lb, fault, sig)
+		},
+		op: func(from uintptr) (uintptr, safecopy.Fault) {
+			return safecopy.Zero(unsafe.Add(dst, from), n-from)
+		},
 	})
 	return int64(done), err
 }

@@ -725,12 +725,25 @@ func (t *Table) fault(m Mapping, page uint64, max bool) error {
 // file mapping, the file's pages in the gaps between them; gaps of
 // anonymous memory stay zero. It returns the run's offset; on error the
 // run is freed.
+//
+// Preconditions: no view lets the pages of es be written (they are
+// copy-on-write, or not mapped): a store that reached them after the copy
+// would be lost.
 func (t *Table) copyOut(m Mapping, start, end uint64, es []*entry, hint uint64) (uint64, error) {
-	n := end - start
-	off, err := t.mem.Allocate(n, hint)
+	off, err := t.mem.Allocate(end-start, hint)
 	if err != nil {
 		return 0, err
 	}
+	if err := t.copyInto(off, m, start, end, es); err != nil {
+		t.mem.DecRef(off, end-start)
+		return 0, err
+	}
+	return off, nil
+}
+
+// copyInto copies what backs [start, end) of m now into the memory-file
+// run at off, as copyOut describes.
+func (t *Table) copyInto(off uint64, m Mapping, start, end uint64, es []*entry) error {
 	cur := start
 	copyGap := func(to uint64) error {
 		if cur < to && !m.anonymous() {
@@ -739,21 +752,15 @@ func (t *Table) copyOut(m Mapping, start, end uint64, es []*entry, hint uint64) 
 		return nil
 	}
 	for _, e := range es {
-		err = copyGap(e.start)
-		if err == nil {
-			err = t.mem.copyFrom(off+(e.start-start), e.fd, e.off, e.length(), e.owned)
+		if err := copyGap(e.start); err != nil {
+			return err
 		}
-		if err != nil {
-			t.mem.DecRef(off, n)
-			return 0, err
+		if err := t.mem.copyFrom(off+(e.start-start), e.fd, e.off, e.length(), e.owned); err != nil {
+			return err
 		}
 		cur = e.end
 	}
-	if err := copyGap(end); err != nil {
-		t.mem.DecRef(off, n)
-		return 0, err
-	}
-	return off, nil
+	return copyGap(end)
 }
 
 // run narrows [ws, we) to the pages around page (which is always kept)
@@ -852,7 +859,18 @@ func relayBound(pages uint64) int { return 64 + int(pages/512) }
 
 // maybeRelay re-lays private mapping m into one contiguous run of its own
 // pages if its backing has fragmented beyond relayBound. Best effort: if
-// the memory file cannot provide the run, m stays as it is.
+// the memory file cannot provide the run, m stays as it is (its pages may
+// be left unmapped from the views, which fault them back in).
+//
+// Pages of m stay writable through the views while the address space's
+// lock is held: copies and direct accesses through Translate store into
+// them without it. So the range leaves both views before it is copied:
+// such a writer then faults and waits for the lock in the fault handler,
+// which the caller holds, and finds the new run mapped. (Taking the range
+// out of a view whole splits at most its edges; write-protecting it entry
+// by entry would cost a host call per fragment.) A zero-copy transfer in
+// progress (Pin) hands host addresses to code that cannot wait in the
+// fault handler: m is not re-laid under it.
 func (t *Table) maybeRelay(m Mapping, max bool) {
 	if m.Lazy {
 		return // re-laying would back the pages not filled yet
@@ -869,7 +887,7 @@ func (t *Table) maybeRelay(m Mapping, max bool) {
 		prev = e
 		return n <= bound
 	})
-	if n <= bound {
+	if n <= bound || t.pins.Load() != 0 {
 		return
 	}
 	end := m.End
@@ -886,14 +904,43 @@ func (t *Table) maybeRelay(m Mapping, max bool) {
 	t.splitAt(m.Start)
 	t.splitAt(end)
 	es := t.entriesIn(m.Start, end)
-	off, err := t.copyOut(m, m.Start, end, es, 0)
+	off, err := t.mem.Allocate(end-m.Start, 0)
 	if err != nil {
 		return
 	}
-	ne := &entry{start: m.Start, end: end, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
 	t.Invalidate() // the backing moves under direct accesses
+	for _, mx := range []bool{false, true} {
+		err := t.clearView(mx, m.Start, end)
+		for _, e := range es {
+			if err == nil || !t.mapsAny(mx, e.start, e.end) {
+				e.setMapped(mx, false)
+			}
+		}
+		if err != nil {
+			// Some pages may still be writable: copying them could
+			// lose stores.
+			t.mem.DecRef(off, end-m.Start)
+			return
+		}
+	}
+	if err := t.copyInto(off, m, m.Start, end, es); err != nil {
+		t.mem.DecRef(off, end-m.Start)
+		return
+	}
+	ne := &entry{start: m.Start, end: end, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
 	t.replace(es, ne, max)
 	t.mergeAround(m.Start, end)
+}
+
+// mapsAny reports whether a view maps anything in [start, end).
+func (t *Table) mapsAny(max bool, start, end uint64) bool {
+	v := t.view(max)
+	if v == nil {
+		return false
+	}
+	mapped := false
+	v.forSegs(start, end, func(s hseg) bool { mapped = !s.reserved(); return !mapped })
+	return mapped
 }
 
 // AccessibleUpTo returns the end of the longest prefix of [start, end)

@@ -50,6 +50,13 @@
 // distance to the first byte that cannot be accessed, whatever the access
 // pattern and whatever address inside the access the kernel reports.
 //
+// A caller that can make a faulting page accessible (package addrspace backs
+// pages lazily) need not pay for the exact count — the one-byte retry is a
+// second fault — when the reported page is certainly the first inaccessible
+// one (FaultPageExact): it makes that page accessible and resumes from the
+// routine's own progress (Memcpy, MemclrRaw), and makes the count exact
+// (FinishCopy, FinishZero) only for a fault it cannot resolve.
+//
 // This is the technique of gVisor's pkg/safecopy, implemented independently.
 //
 // # Platforms
