@@ -33,7 +33,7 @@ import (
 
 func main() {
 	var cfg config
-	flag.BoolVar(&cfg.Quick, "quick", false, "smoke run: 3 short rounds (under 30 s); the figures are rough")
+	flag.BoolVar(&cfg.Quick, "quick", false, "smoke run: 3 short rounds (about 30 s); the figures are rough")
 	flag.IntVar(&cfg.Rounds, "rounds", 0, "interleaved rounds (default 12, or 3 with -quick)")
 	flag.DurationVar(&cfg.Benchtime, "benchtime", 0, "time per benchmark per round (default 60ms, or 3ms with -quick)")
 	flag.BoolVar(&cfg.JSON, "json", false, "print the report as JSON on stdout instead of the table")
