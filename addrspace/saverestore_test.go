@@ -156,7 +156,7 @@ func newModelRunForTest(t *testing.T, src rand.Source) *modelRun {
 func saveFixture(t testing.TB) (*AddressSpace, *os.File) {
 	t.Helper()
 	f := tempFile(t, pattern(4*pg, 3), os.O_RDWR)
-	as, err := New(Options{Size: 1 << 30})
+	as, err := New(Options{Size: 1 << 26})
 	if err != nil {
 		t.Fatal(err)
 	}
