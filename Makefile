@@ -37,7 +37,9 @@ unit:
 
 # linux/arm64: build and vet, then run every package's tests of the root
 # module as arm64 binaries under qemu-aarch64 (Debian's qemu-user; .ci/run
-# installs it), without -race (it needs a native arm64 host). Tests that
+# installs it), without -race (it needs a native arm64 host), one package at
+# a time (-p 1): qemu never frees the page descriptors of what a process
+# once mapped, and the addrspace suite alone peaks near 13 GB. Tests that
 # re-exec their own binary run it through $$MMSIM_TEST_EXEC. Skipped there
 # for the emulator's sake (qemu-user 7.2), not the library's:
 #   TestNoLeaks, TestSizes, TestAdvHugeSize: qemu keeps tens of bytes per
@@ -71,7 +73,7 @@ arm64:
 	GOARCH=arm64 $(GO) build ./...
 	GOARCH=arm64 $(GO) vet ./...
 	@command -v $(QEMU_AARCH64) >/dev/null || { echo "$(QEMU_AARCH64) not found (apt-get install qemu-user)"; exit 1; }
-	GOARCH=arm64 MMSIM_TEST_EXEC=$(QEMU_AARCH64) $(GO) test -count=1 -exec $(QEMU_AARCH64) -skip '$(ARM64_SKIP)' ./...
+	GOARCH=arm64 MMSIM_TEST_EXEC=$(QEMU_AARCH64) $(GO) test -p 1 -count=1 -exec $(QEMU_AARCH64) -skip '$(ARM64_SKIP)' ./...
 
 # Each fuzz target runs briefly on every `make test`; `make fuzz FUZZTIME=10m`
 # runs them longer by hand.
