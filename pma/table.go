@@ -1162,28 +1162,8 @@ func (t *Table) Resident(start, end uint64, vec []byte) {
 // reports resident, in time that grows with the pages backed (not the
 // range) and memory bounded whatever the range's size.
 func (t *Table) ResidentPages(start, end uint64) uint64 {
-	var buf [256]byte
-	const chunk = uint64(len(buf)) * hostarch.PageSize
 	var n uint64
-	for _, e := range t.entriesIn(start, end) {
-		if !e.inApp && !e.owned {
-			continue
-		}
-		s, en := max(e.start, start), min(e.end, end)
-		for cur := s; cur < en; cur += min(chunk, en-cur) {
-			k := min(chunk, en-cur)
-			vec := buf[:k/hostarch.PageSize]
-			clear(vec)
-			if e.inApp {
-				mincore(t.app.Base()+uintptr(cur), k, vec)
-			} else {
-				fileResident(e.fd, e.off+(cur-e.start), k, vec)
-			}
-			for _, b := range vec {
-				n += uint64(b)
-			}
-		}
-	}
+	t.ResidentEach(start, end, func(uint64, bool, uint64) { n++ })
 	return n
 }
 
