@@ -16,7 +16,7 @@ import (
 // address space's lock is not held for the whole populate, whose size the
 // guest chooses: another goroutine's Mmap is not held up for it.
 func TestLockedGrowthPopulatesOutsideLock(t *testing.T) {
-	const grow = 256 << 20
+	const grow = 512 << 20
 	cases := []struct {
 		name string
 		// setup returns the call that grows by grow bytes, and the range it
