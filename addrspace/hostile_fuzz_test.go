@@ -43,7 +43,20 @@ import (
 //   - the copies' counts are exact (every byte before the first
 //     inaccessible one), n < len iff err != nil, and a fault names the
 //     first byte not copied;
-//   - no call takes longer than hostileStall.
+//   - no call takes longer than hostileStall;
+//   - (hostile_more_test.go) Mlock, Munlock, Mlockall and Munlockall leave
+//     the mappings they succeed on locked or unlocked as asked; Limits
+//     returns what SetLimits set; Translate and ResolveFault succeed exactly
+//     where an access would, with the documented FaultReason, a translation
+//     lies in its mapping, shows the bytes CopyIn reads (and keeps showing
+//     them, without faulting, while Generation is unchanged), GuestAddr maps
+//     its Mem back and a write through it is what the space holds; Lookup
+//     agrees with Mappings; WriteSmaps repeats WriteMaps's lines; a futex
+//     waiter wakes only when a FutexWake or FutexRequeue says it woke one;
+//     CopyBetween and CopyStringIn return exact counts and bytes.
+//
+// An access may grow a mapping that grows down (MmapOpts.GrowsDown) into
+// the gap below it, in any space it touches; the checks allow that.
 //
 // Requests the library serves correctly but that would exhaust the test
 // machine (writes of gigabytes, so many copy-on-write pages that the
