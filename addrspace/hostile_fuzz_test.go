@@ -864,7 +864,7 @@ func (h *hostile) step() {
 		if err == nil && !s.closing && strings.Count(sb.String(), "\n") != len(ms) {
 			h.fail("%s: %d lines for %d mappings:\n%s", name, strings.Count(sb.String(), "\n"), len(ms), sb.String())
 		}
-		if err == nil && !s.closing && (st.MappedBytes != mappedBytes(ms) || st.ResidentBytes > st.MappedBytes) {
+		if err == nil && !s.closing && (st.MappedBytes != mappedBytes(ms) || st.Mappings != len(ms) || st.ResidentBytes > st.MappedBytes) {
 			h.fail("%s: Stats %+v for %d mapped bytes", name, st, mappedBytes(ms))
 		}
 	}
