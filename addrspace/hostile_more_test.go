@@ -503,6 +503,16 @@ func (h *hostile) more(k int, s *hSpace, eff *effect) string {
 	return name
 }
 
+// samplesIn reports whether as holds the bytes of snap's samples.
+func samplesIn(as *AddressSpace, snap hSnap) bool {
+	for _, smp := range snap.samples {
+		if string(readAllMax(as, smp.ar)) != string(smp.data) {
+			return false
+		}
+	}
+	return true
+}
+
 // hasGrowsDown reports whether one of ms grows down.
 func hasGrowsDown(ms []Mapping) bool { return len(growRegions(ms)) > 0 }
 
