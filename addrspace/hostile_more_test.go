@@ -98,16 +98,31 @@ func (h *hostile) checkTranslations(op string) {
 		if t.s.closed || t.s.closing || t.s.as.Generation() != t.tr.Gen {
 			continue
 		}
-		want := readAllMax(t.s.as, t.tr.Range)
-		got, ok := readHost(t.tr.Mem)
-		if !ok {
-			h.fail("after %s, touching the translation %v of %s faulted, at the same Generation %d", op, t.tr.Range, t.s.name, t.tr.Gen)
-		}
-		if string(got) != string(want) {
-			h.fail("after %s, the translation %v of %s shows other bytes than CopyIn reads (%d of %d), at the same Generation %d",
-				op, t.tr.Range, t.s.name, len(want), len(got), t.tr.Gen)
+		for _, p := range trPages(t.tr) {
+			want := readAllMax(t.s.as, p)
+			off := p.Start - t.tr.Range.Start
+			got, ok := readHost(t.tr.Mem[off : off+pg])
+			if !ok {
+				h.fail("after %s, touching page %v of the translation %v of %s faulted, at the same Generation %d", op, p, t.tr.Range, t.s.name, t.tr.Gen)
+			}
+			if string(got) != string(want) {
+				h.fail("after %s, page %v of the translation %v of %s shows other bytes than CopyIn reads (%d of %d), at the same Generation %d",
+					op, p, t.tr.Range, t.s.name, len(want), len(got), t.tr.Gen)
+			}
 		}
 	}
+}
+
+// trPages returns the pages of a translation that the checks compare: its
+// first, middle and last (a translation may cover gigabytes).
+func trPages(tr Translation) []hostarch.AddrRange {
+	var ps []hostarch.AddrRange
+	for _, a := range []hostarch.Addr{tr.Range.Start, (tr.Range.Start + tr.Range.Length()/2).RoundDown(), tr.Range.End - pg} {
+		if n := len(ps); n == 0 || ps[n-1].Start != a {
+			ps = append(ps, hostarch.AddrRange{Start: a, End: a + pg})
+		}
+	}
+	return ps
 }
 
 // readHost copies mem, or returns false if touching it faults.
@@ -316,8 +331,11 @@ func (h *hostile) more(k int, s *hSpace, eff *effect) string {
 		if h.trs = append(h.trs, hTr{s, tr}); len(h.trs) > 4 {
 			h.trs = h.trs[1:]
 		}
-		if got := readAllMax(s.as, tr.Range); string(got) != string(tr.Mem) {
-			h.fail("%s: Mem differs from the bytes CopyIn reads (%d of %d read)", name, len(got), len(tr.Mem))
+		for _, p := range append(trPages(tr), hostarch.AddrRange{Start: a.RoundDown(), End: a.RoundDown() + pg}) {
+			off := p.Start - tr.Range.Start
+			if got := readAllMax(s.as, p); string(got) != string(tr.Mem[off:off+pg]) {
+				h.fail("%s: page %v of Mem differs from the bytes CopyIn reads (%d read)", name, p, len(got))
+			}
 		}
 		first, last := uintptr(unsafe.Pointer(&tr.Mem[0])), uintptr(unsafe.Pointer(&tr.Mem[len(tr.Mem)-1]))
 		if g, ok := s.as.GuestAddr(first); !ok || g != tr.Range.Start {
