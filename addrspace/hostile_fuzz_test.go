@@ -850,10 +850,21 @@ func (h *hostile) step() {
 		var sb strings.Builder
 		var ms []Mapping
 		var st Stats
+		var sharedMapped uint64
+		for _, m := range h.mappings(s) {
+			if !m.Private || m.FileName != "" {
+				sharedMapped += uint64(m.Range.Length())
+			}
+		}
 		h.run(name, func() {
-			// Stats no longer asks the host about every mapped page (it
-			// took 2 s for 1 TiB when issue 10 was filed): for every space.
-			st, err = s.as.Stats()
+			// Stats still asks the host about every page of shared and
+			// file mappings under the lock (ResidentPages: 2.5 s for a
+			// 1 TiB shared mapping, a stall reported with issue 10; private
+			// memory no longer costs anything): only for spaces with at
+			// most 256 MiB of those mapped.
+			if sharedMapped <= 256<<20 {
+				st, err = s.as.Stats()
+			}
 			if err == nil {
 				err = s.as.WriteMaps(&sb)
 			}
@@ -864,7 +875,7 @@ func (h *hostile) step() {
 		if err == nil && !s.closing && strings.Count(sb.String(), "\n") != len(ms) {
 			h.fail("%s: %d lines for %d mappings:\n%s", name, strings.Count(sb.String(), "\n"), len(ms), sb.String())
 		}
-		if err == nil && !s.closing && (st.MappedBytes != mappedBytes(ms) || st.Mappings != len(ms) || st.ResidentBytes > st.MappedBytes) {
+		if err == nil && !s.closing && sharedMapped <= 256<<20 && (st.MappedBytes != mappedBytes(ms) || st.Mappings != len(ms) || st.ResidentBytes > st.MappedBytes) {
 			h.fail("%s: Stats %+v for %d mapped bytes", name, st, mappedBytes(ms))
 		}
 	}
