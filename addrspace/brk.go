@@ -25,6 +25,15 @@ const heapName = "[heap]"
 // Limits.Memlock (then they are faulted in as Mlock does). ErrClosed after
 // Close.
 func (as *AddressSpace) Brk(addr hostarch.Addr) (hostarch.Addr, error) {
+	// Under MCL_FUTURE the new pages are populated after the lock is
+	// released (the deferred calls run in reverse order), a chunk per lock
+	// hold, as Linux's brk calls mm_populate after mmap_write_unlock.
+	var pop hostarch.AddrRange
+	defer func() {
+		if pop.Length() > 0 {
+			as.lockPopulate(pop, false)
+		}
+	}()
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	if as.closed.Load() {
@@ -67,7 +76,7 @@ func (as *AddressSpace) Brk(addr hostarch.Addr) (hostarch.Addr, error) {
 		}
 		if as.defFlags&vmLocked != 0 {
 			// Mlockall(MCL_FUTURE): Linux's brk populates the new pages.
-			as.lockPopulateLocked(hostarch.AddrRange{Start: oldEnd, End: newEnd}, false)
+			pop = hostarch.AddrRange{Start: oldEnd, End: newEnd}
 		}
 	}
 	as.brk = addr

@@ -260,7 +260,8 @@ func (as *AddressSpace) lockPopulate(ar hostarch.AddrRange, strict bool) error {
 			as.mu.Unlock()
 			return errClosedMgmt
 		}
-		if as.find(cur) == nil {
+		v := as.find(cur)
+		if v == nil {
 			// Skip the hole (the space may be huge and sparse).
 			next, ok := as.nextStart(cur)
 			if !ok || next >= ar.End {
@@ -268,9 +269,18 @@ func (as *AddressSpace) lockPopulate(ar hostarch.AddrRange, strict bool) error {
 				return nil
 			}
 			cur = next
+			v = as.find(cur)
 		}
 		end := min(cur+chunk, ar.End)
-		err := as.lockPopulateLocked(hostarch.AddrRange{Start: cur, End: end}, strict)
+		var err error
+		if v.flags&lockMask != vmLocked || (!strict && !v.perms.Any()) {
+			// Nothing to populate in this mapping (not locked, locked on
+			// fault, or PROT_NONE where that is no error): skip it whole,
+			// however large it is.
+			end = min(v.end, ar.End)
+		} else {
+			err = as.lockPopulateLocked(hostarch.AddrRange{Start: cur, End: end}, strict)
+		}
 		as.mu.Unlock()
 		if err != nil {
 			return err

@@ -89,6 +89,16 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 			return 0, fmt.Errorf("addrspace: mremap to a range overlapping the old one: %w", unix.EINVAL)
 		}
 	}
+	// Growth of a locked mapping is populated after the lock is released
+	// (the deferred calls run in reverse order), a chunk per lock hold, as
+	// Linux's mremap calls mm_populate after mmap_write_unlock: the guest
+	// chooses its size.
+	var pop hostarch.AddrRange
+	defer func() {
+		if pop.Length() > 0 {
+			as.lockPopulate(pop, false)
+		}
+	}()
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	if as.closed.Load() {
@@ -167,7 +177,7 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 			if err := as.grow(as.find(oldEnd-1), extra); err != nil {
 				return 0, err
 			}
-			as.populateGrowthLocked(oldEnd, oldEnd+hostarch.Addr(extra))
+			pop = hostarch.AddrRange{Start: oldEnd, End: oldEnd + hostarch.Addr(extra)}
 			return old, nil
 		}
 		if !mayMove {
@@ -191,7 +201,7 @@ func (as *AddressSpace) Mremap(old hostarch.Addr, oldLen, newLen uint64, flags i
 	}
 	as.mergeAround(hostarch.AddrRange{Start: dst, End: dst + hostarch.Addr(newLen)})
 	if newLen > oldLen {
-		as.populateGrowthLocked(dst+hostarch.Addr(oldLen), dst+hostarch.Addr(newLen))
+		pop = hostarch.AddrRange{Start: dst + hostarch.Addr(oldLen), End: dst + hostarch.Addr(newLen)}
 	}
 	return dst, nil
 }
@@ -410,12 +420,4 @@ func (as *AddressSpace) checkGrowthLocked(v *vma, oldLen, newLen uint64) error {
 		return fmt.Errorf("addrspace: mremap: %#x more locked bytes would exceed the lock limit %#x (RLIMIT_MEMLOCK): %w", delta, as.limits.Memlock, unix.EAGAIN)
 	}
 	return as.mayExpandLocked("mremap", v.isData(), delta)
-}
-
-// populateGrowthLocked faults in the pages [start, end) that Mremap added
-// to a locked mapping, as Linux's mremap populates them.
-//
-// Preconditions: as.mu is held.
-func (as *AddressSpace) populateGrowthLocked(start, end hostarch.Addr) {
-	as.lockPopulateLocked(hostarch.AddrRange{Start: start, End: end}, false)
 }
