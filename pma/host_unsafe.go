@@ -27,23 +27,41 @@ func mincore(addr uintptr, length uint64, out []byte) {
 // fileResident sets out[i] to 1 for each page of [off, off+length) of fd
 // that holds data (SEEK_DATA), for memory-file pages no view maps.
 func fileResident(fd int, off, length uint64, out []byte) {
+	dataRuns(fd, off, length, func(doff, dlen uint64) {
+		for p := doff; p < doff+dlen; p += hostarch.PageSize {
+			out[(p-off)/hostarch.PageSize] = 1
+		}
+	})
+}
+
+// dataRuns calls f, in order, for each run of whole pages of [off,
+// off+length) of fd (page-aligned) that holds data: holes are skipped
+// without visiting their pages. Where the file system cannot say
+// (SEEK_DATA fails other than with ENXIO), the whole range is one run.
+func dataRuns(fd int, off, length uint64, f func(off, length uint64)) {
 	end := off + length
 	for cur := off; cur < end; {
 		data, err := unix.Seek(fd, int64(cur), unix.SEEK_DATA)
-		if err != nil || uint64(data) >= end {
+		if err == unix.ENXIO {
+			return // no data from cur on
+		}
+		if err != nil {
+			f(cur, end-cur)
+			return
+		}
+		if uint64(data) >= end {
 			return
 		}
 		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
 		if err != nil {
 			hole = int64(end)
 		}
-		stop := min(uint64(hole), end)
-		for p := uint64(data) &^ (hostarch.PageSize - 1); p < stop; p += hostarch.PageSize {
-			if p >= off {
-				out[(p-off)/hostarch.PageSize] = 1
-			}
+		ds := max(uint64(data)&^(hostarch.PageSize-1), cur)
+		de := min((uint64(hole)+hostarch.PageSize-1)&^(hostarch.PageSize-1), end)
+		if de > ds {
+			f(ds, de-ds)
 		}
-		cur = stop
+		cur = max(de, ds+hostarch.PageSize)
 	}
 }
 
