@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"github.com/mmsim/mmsim/hostarch"
+	"github.com/mmsim/mmsim/internal/safecopy"
 	"github.com/mmsim/mmsim/usermem"
 	"golang.org/x/sys/unix"
 )
@@ -15,9 +17,12 @@ import (
 // (backing object, offset), so that address spaces sharing a memfd or a
 // file wake each other wherever each maps it.
 //
-// Lock order: futexes.mu, then AddressSpace.mu (a Wait reads the word
+// Lock order: futexes.mu, then AddressSpace.mu. A Wait reads the word
 // under futexes.mu, as Linux reads it under the hash bucket's lock, so that
-// a Wake between the read and the sleep is never lost).
+// a Wake between the read and the sleep is never lost; but it never
+// resolves a fault there: a fault drops futexes.mu, is resolved under the
+// space's lock alone, and the read is tried again (futex_wait_setup's
+// retry), so one space's long lock hold never stalls other spaces' futexes.
 
 // futexKey identifies a futex word.
 type futexKey struct {
@@ -91,11 +96,22 @@ func (as *AddressSpace) FutexWait(ctx context.Context, addr hostarch.Addr, val, 
 		return err
 	}
 	w := &futexWaiter{key: key, bitset: bitset, woken: make(chan struct{})}
-	futexes.mu.Lock()
-	cur, err := as.LoadUint32(ctx, addr, usermem.IOOpts{})
-	if err != nil {
+	var cur uint32
+	for {
+		futexes.mu.Lock()
+		// Under futexes.mu the word is read without resolving a fault
+		// (which would wait for this space's lock while every futex call
+		// of the process waits for futexes.mu); on a fault, as Linux's
+		// futex_wait_setup does, drop the lock, fault the page in the
+		// ordinary way, and read again.
+		var f safecopy.Fault
+		if cur, f = safecopy.LoadUint32(unsafe.Add(as.appBase, addr)); f.Sig == 0 {
+			break
+		}
 		futexes.mu.Unlock()
-		return err
+		if _, err := as.LoadUint32(ctx, addr, usermem.IOOpts{}); err != nil {
+			return err
+		}
 	}
 	if cur != val {
 		futexes.mu.Unlock()
