@@ -42,9 +42,10 @@ unit:
 # once mapped, and the addrspace suite alone peaks near 13 GB. Tests that
 # re-exec their own binary run it through $$MMSIM_TEST_EXEC. Skipped there
 # for the emulator's sake (qemu-user 7.2), not the library's:
-#   TestNoLeaks, TestSizes, TestAdvHugeSize: qemu keeps tens of bytes per
-#     guest page ever mapped and never frees them; their 1 TiB spaces (and
-#     a thousand 1 GiB ones) take more than 20 GB of host memory;
+#   TestNoLeaks, TestSizes, TestAdvHugeSize, TestStatsSparseShared: qemu
+#     keeps tens of bytes per guest page ever mapped and never frees them;
+#     their 1 TiB spaces (and a thousand 1 GiB ones) take more than 20 GB
+#     of host memory;
 #   TestModel: qemu's mincore(2) fails with ENOMEM on pages that are not
 #     readable (Linux does not), and the model checks Mincore;
 #   TestHostDiff, TestHostDiffCases, TestHostDiffFlags, TestHostDiffLimits,
@@ -67,7 +68,7 @@ unit:
 #     re-panics (SIGSEGV addresses are right);
 #   TestMlockallHugeSpace: a space of 2^46 bytes, as FuzzHostile's seeds.
 QEMU_AARCH64 ?= qemu-aarch64
-ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestHostDiffAdvice|TestHostDiffAdviceCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestRestoreDescriptorsExhausted|TestMmapPopulate|TestTLBTruncatedFile|TestMlockallHugeSpace)$$
+ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestStatsSparseShared|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestHostDiffAdvice|TestHostDiffAdviceCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestRestoreDescriptorsExhausted|TestMmapPopulate|TestTLBTruncatedFile|TestMlockallHugeSpace)$$
 
 arm64:
 	GOARCH=arm64 $(GO) build ./...

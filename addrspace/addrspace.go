@@ -114,6 +114,11 @@ type AddressSpace struct {
 	// vmLockOnFault) that Mlockall(MCL_FUTURE) gives every new mapping.
 	defFlags vmFlags
 
+	// populateHolds counts the times lockPopulate took the lock: what the
+	// tests check to see that populating is done a chunk per lock hold,
+	// outside the call that asked for it, and skips what needs none.
+	populateHolds uint64
+
 	// filling lists the lazy fills in progress (see fillLazy).
 	filling []*fillInFlight
 

@@ -256,6 +256,7 @@ func (as *AddressSpace) lockPopulate(ar hostarch.AddrRange, strict bool) error {
 	const chunk = 4 << 20
 	for cur := ar.Start; cur < ar.End; {
 		as.mu.Lock()
+		as.populateHolds++
 		if as.closed.Load() {
 			as.mu.Unlock()
 			return errClosedMgmt
