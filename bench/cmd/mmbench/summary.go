@@ -618,9 +618,10 @@ func (r *Report) targets() []Target {
 		v := m.NsPerOp.Median / (2*c.NsPerOp.Median + 50e3)
 		ts = append(ts, Target{Name: "Reset of 256 MiB after 16 pages written: time / (2 × copy() of the 16 pages + 50 µs)", Value: v, Limit: 1, Better: "lower", Met: v <= 1})
 	}
-	if m, c := r.op("Reset256MiB", "mmsim"), r.op("Reset256MiB", "copy256MiB"); m != nil && c != nil && c.NsPerOp.Median > 0 {
-		v := m.NsPerOp.Median / c.NsPerOp.Median
-		ts = append(ts, Target{Name: "Reset of 256 MiB after 16 pages written: time / copy() of 256 MiB", Value: v, Limit: 0.001, Better: "lower", Met: v <= 0.001})
+	if m, c := r.op("Reset256MiB", "mmsim"), r.op("Reset256MiB", "copy256MiB"); m != nil && c != nil && m.NsPerOp.Median > 0 {
+		// As a speed-up, so that the table's two decimals show it.
+		v := c.NsPerOp.Median / m.NsPerOp.Median
+		ts = append(ts, Target{Name: "Reset of 256 MiB after 16 pages written: copy() of 256 MiB / Reset", Value: v, Limit: 1000, Better: "higher", Met: v >= 1000})
 	}
 	// Save and restore move the bytes about as a file write does (the
 	// snapshots issue): a save reads the memory file and checksums, a
