@@ -44,27 +44,6 @@ func checkProgress(n, want int, err error) error {
 	return err
 }
 
-// A StringIO is an IO that copies NUL-terminated strings in itself, faster
-// than CopyStringIn can through IO.CopyIn (an IO of a known type can read
-// the first chunk into a buffer on its own stack, where CopyStringIn needs a
-// pooled one). CopyStringIn uses the method when uio has it, once maxlen is
-// checked.
-//
-// CopyStringIn must return exactly what the package's CopyStringIn returns
-// for the same IO without it, following the rules documented there, and is
-// called only with maxlen > 0.
-type StringIO interface {
-	IO
-
-	// CopyStringIn copies the NUL-terminated string at addr, as the
-	// package's CopyStringIn does.
-	CopyStringIn(ctx context.Context, addr hostarch.Addr, maxlen int, opts IOOpts) (string, error)
-}
-
-// ScratchLen is the size of the first chunk CopyStringIn reads (at most;
-// never past the end of the first page): what a StringIO reads first too.
-const ScratchLen = scratchLen
-
 // CopyStringIn copies a NUL-terminated string of unknown length from the
 // memory mapped at addr in uio and returns it as a string (not including the
 // trailing NUL). If the length of the string, including the terminating NUL,
@@ -96,9 +75,6 @@ func CopyStringIn(ctx context.Context, uio IO, addr hostarch.Addr, maxlen int, o
 	}
 	if maxlen == 0 {
 		return "", unix.ENAMETOOLONG
-	}
-	if sio, ok := uio.(StringIO); ok {
-		return sio.CopyStringIn(ctx, addr, maxlen, opts)
 	}
 
 	// First chunk: into pooled scratch, so that a short string allocates
