@@ -18,7 +18,7 @@ import (
 // FuzzHostile's calls added after it was first written (ops 25 and up): the
 // mlock family, the resource limits, the emulator's direct-access calls
 // (Translate, ResolveFault, GuestAddr, Lookup, Generation), WriteSmaps, the
-// futexes, CopyBetween and AddressSpace.CopyStringIn.
+// futexes, CopyBetween and usermem.CopyStringIn over the space.
 
 // hostileMoreOps is the number of ops more makes.
 const hostileMoreOps = 12
@@ -480,12 +480,12 @@ func (h *hostile) more(k int, s *hSpace, eff *effect) string {
 				h.fail("%s = %d, fault %+v; want the fault at %#x", name, n, fe, at)
 			}
 		}
-	default: // AddressSpace.CopyStringIn
+	default: // usermem.CopyStringIn
 		a, o := h.addr(s), h.opts()
 		maxlen := []int{1, 2, pg - 1, pg, pg + 1, 3 * pg, 1 << 20, math.MaxInt}[h.in.intn(8)]
 		name = fmt.Sprintf("%s.CopyStringIn(%#x, %d, %+v)", s.name, a, maxlen, o)
 		var str string
-		h.run(name, func() { str, err = s.as.CopyStringIn(ctx, a, maxlen, o) })
+		h.run(name, func() { str, err = usermem.CopyStringIn(ctx, s.as, a, maxlen, o) })
 		e := h.errno(name, s, err, unix.EFAULT, unix.ENAMETOOLONG)
 		if !open {
 			break
