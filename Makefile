@@ -66,7 +66,7 @@ unit:
 #     file page beyond EOF at the address of its last SIGSEGV, outside the
 #     address space, so the emulator takes it for a fault of its own and
 #     re-panics (SIGSEGV addresses are right);
-#   TestMlockallHugeSpace: a space of 2^46 bytes, as FuzzHostile's seeds.
+#   TestMlockallHugeSpace: a space of 2^40 bytes (as TestNoLeaks above).
 QEMU_AARCH64 ?= qemu-aarch64
 ARM64_SKIP   := ^(TestNoLeaks|TestSizes|TestAdvHugeSize|TestStatsSparseShared|TestModel|TestHostDiff|TestHostDiffCases|TestHostDiffFlags|TestHostDiffLimits|TestHostDiffMlockall|TestHostDiffRlimits|TestHostDiffAdvice|TestHostDiffAdviceCases|TestModelHostAccount|TestHostBudgetExhaustion|FuzzHostile|TestDescriptorsExhausted|TestRestoreDescriptorsExhausted|TestMmapPopulate|TestTLBTruncatedFile|TestMlockallHugeSpace)$$
 
