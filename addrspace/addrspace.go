@@ -768,6 +768,14 @@ func (as *AddressSpace) mergeAround(ar hostarch.AddrRange) {
 			p.anonID = v.anonID
 		}
 	}
+	as.joinRun(vs)
+}
+
+// joinRun joins each of vs, consecutive VMAs in address order, into the one
+// before it where the two are compatible.
+//
+// Preconditions: as.mu is held.
+func (as *AddressSpace) joinRun(vs []*vma) {
 	var prev *vma
 	for _, v := range vs {
 		if prev != nil && prev.compatible(v) {

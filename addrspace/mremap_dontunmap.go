@@ -87,18 +87,11 @@ func (as *AddressSpace) moveKeep(ar hostarch.AddrRange, dst hostarch.Addr) error
 //
 // Preconditions: as.mu is held.
 func (as *AddressSpace) mergeWithin(ar hostarch.AddrRange) {
-	var prev *vma
-	for _, v := range as.overlapping(ar) {
-		if prev != nil && prev.compatible(v) && v.end <= ar.End {
-			as.delete(v)
-			prev.end = v.end
-			if v.file != nil {
-				as.dropFile(v.file)
-			}
-			continue
-		}
-		prev = v
+	vs := as.overlapping(ar)
+	if n := len(vs); n > 0 && vs[n-1].end > ar.End {
+		vs = vs[:n-1] // it reaches past ar: not joined
 	}
+	as.joinRun(vs)
 }
 
 // anonDetached marks an anonID that stands for no anon_vma, where Linux
