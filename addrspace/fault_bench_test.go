@@ -57,7 +57,7 @@ func BenchmarkFault(b *testing.B) {
 	// finishRaw.
 	exactFirst := func(as *AddressSpace, addr hostarch.Addr, dst []byte) (int, error) {
 		src := unsafe.Add(as.appBase, addr)
-		lb, fault, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(src), uintptr(len(dst)))
+		lb, fault, sig := safecopy.Memcpy(unsafe.Pointer(unsafe.SliceData(dst)), src, uintptr(len(dst)))
 		if sig == 0 {
 			return len(dst), nil
 		}

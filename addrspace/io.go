@@ -189,7 +189,33 @@ func (as *AddressSpace) finish(base unsafe.Pointer, n, done uintptr, f safecopy.
 // than len(src), the error says why: a *FaultError (errors.Is EFAULT) for
 // the first page that could not be written, or for a range that overflows
 // or ends beyond Size (then nothing is copied). CopyOut does not retain src.
+//
+// (nosplit: the fast path's frame is small and its only callee, the copy
+// routine, has none; the linker checks that the chain fits the guard.)
+//
+//go:nosplit
 func (as *AddressSpace) CopyOut(ctx context.Context, addr hostarch.Addr, src []byte, opts usermem.IOOpts) (int, error) {
+	// The fast path keeps four values live across the copy (as, addr, the
+	// slice's data and length): every other case, and every fault, goes
+	// out of line, so that an 8-byte copy costs no more than a raw one.
+	n := uintptr(len(src))
+	end := uintptr(addr) + n
+	if n == 0 || opts.IgnorePermissions || end < uintptr(addr) || uint64(end) > as.limit.Load() {
+		return as.copyOutOther(addr, src, opts)
+	}
+	p := unsafe.SliceData(src)
+	done, fault, sig := safecopy.Memcpy(unsafe.Add(as.appBase, addr), unsafe.Pointer(p), n)
+	if sig == 0 {
+		return int(n), nil
+	}
+	return as.copyOutSlow(as.appBase, unsafe.Add(as.appBase, addr), unsafe.Slice(p, n), done, fault, sig, usermem.IOOpts{})
+}
+
+// copyOutOther is CopyOut for an empty or out-of-range src, or through the
+// max view.
+//
+//go:noinline
+func (as *AddressSpace) copyOutOther(addr hostarch.Addr, src []byte, opts usermem.IOOpts) (int, error) {
 	if len(src) == 0 {
 		return 0, as.closedErr()
 	}
@@ -203,7 +229,7 @@ func (as *AddressSpace) CopyOut(ctx context.Context, addr hostarch.Addr, src []b
 		}
 	}
 	dst := unsafe.Add(base, addr)
-	done, fault, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(src))), uintptr(len(src)))
+	done, fault, sig := safecopy.Memcpy(dst, unsafe.Pointer(unsafe.SliceData(src)), uintptr(len(src)))
 	if sig == 0 {
 		return len(src), nil
 	}
@@ -216,7 +242,7 @@ func (as *AddressSpace) copyOutSlow(base, dst unsafe.Pointer, src []byte, rawDon
 	done, err := as.finishRaw(base, n, 0, rawDone, rawFault, rawSig, hostarch.Write, opts, rawOp{
 		view: dst,
 		raw: func(from uintptr) (uintptr, uintptr, int32) {
-			return safecopy.Memcpy(uintptr(unsafe.Add(dst, from)), uintptr(unsafe.Pointer(unsafe.SliceData(src[from:]))), n-from)
+			return safecopy.Memcpy(unsafe.Add(dst, from), unsafe.Pointer(unsafe.SliceData(src[from:])), n-from)
 		},
 		exact: func(from, lb, fault uintptr, sig int32) (uintptr, safecopy.Fault) {
 			return safecopy.FinishCopy(unsafe.Add(dst, from), unsafe.Pointer(unsafe.SliceData(src[from:])), n-from, lb, fault, sig)
@@ -232,7 +258,28 @@ func (as *AddressSpace) copyOutSlow(base, dst unsafe.Pointer, src []byte, rawDon
 // simulated memory at addr to dst and returns the number of bytes copied,
 // with errors as for CopyOut. Bytes of dst past the count returned may
 // have been written. CopyIn does not retain dst.
+//
+//go:nosplit
 func (as *AddressSpace) CopyIn(ctx context.Context, addr hostarch.Addr, dst []byte, opts usermem.IOOpts) (int, error) {
+	// As in CopyOut, the fast path keeps four values live across the copy.
+	n := uintptr(len(dst))
+	end := uintptr(addr) + n
+	if n == 0 || opts.IgnorePermissions || end < uintptr(addr) || uint64(end) > as.limit.Load() {
+		return as.copyInOther(addr, dst, opts)
+	}
+	p := unsafe.SliceData(dst)
+	done, fault, sig := safecopy.Memcpy(unsafe.Pointer(p), unsafe.Add(as.appBase, addr), n)
+	if sig == 0 {
+		return int(n), nil
+	}
+	return as.copyInSlow(as.appBase, unsafe.Add(as.appBase, addr), unsafe.Slice(p, n), done, fault, sig, usermem.IOOpts{})
+}
+
+// copyInOther is CopyIn for an empty or out-of-range dst, or through the
+// max view.
+//
+//go:noinline
+func (as *AddressSpace) copyInOther(addr hostarch.Addr, dst []byte, opts usermem.IOOpts) (int, error) {
 	if len(dst) == 0 {
 		return 0, as.closedErr()
 	}
@@ -246,7 +293,7 @@ func (as *AddressSpace) CopyIn(ctx context.Context, addr hostarch.Addr, dst []by
 		}
 	}
 	src := unsafe.Add(base, addr)
-	done, fault, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(dst))), uintptr(src), uintptr(len(dst)))
+	done, fault, sig := safecopy.Memcpy(unsafe.Pointer(unsafe.SliceData(dst)), src, uintptr(len(dst)))
 	if sig == 0 {
 		return len(dst), nil
 	}
@@ -259,7 +306,7 @@ func (as *AddressSpace) copyInSlow(base, src unsafe.Pointer, dst []byte, rawDone
 	done, err := as.finishRaw(base, n, 0, rawDone, rawFault, rawSig, hostarch.Read, opts, rawOp{
 		view: src,
 		raw: func(from uintptr) (uintptr, uintptr, int32) {
-			return safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(dst[from:]))), uintptr(unsafe.Add(src, from)), n-from)
+			return safecopy.Memcpy(unsafe.Pointer(unsafe.SliceData(dst[from:])), unsafe.Add(src, from), n-from)
 		},
 		exact: func(from, lb, fault uintptr, sig int32) (uintptr, safecopy.Fault) {
 			return safecopy.FinishCopy(unsafe.Pointer(unsafe.SliceData(dst[from:])), unsafe.Add(src, from), n-from, lb, fault, sig)
@@ -301,7 +348,7 @@ func (as *AddressSpace) CopyInSeq(ctx context.Context, ars hostarch.AddrRangeSeq
 		}
 		d := dst[done : done+n]
 		src := unsafe.Add(base, ar.Start)
-		k, fault, sig := safecopy.Memcpy(uintptr(unsafe.Pointer(unsafe.SliceData(d))), uintptr(src), uintptr(n))
+		k, fault, sig := safecopy.Memcpy(unsafe.Pointer(unsafe.SliceData(d)), src, uintptr(n))
 		if sig != 0 {
 			m, err := as.copyInSlow(base, src, d, k, fault, sig, opts)
 			done += m
@@ -342,7 +389,7 @@ func (as *AddressSpace) CopyOutSeq(ctx context.Context, ars hostarch.AddrRangeSe
 		}
 		s := src[done : done+n]
 		dst := unsafe.Add(base, ar.Start)
-		k, fault, sig := safecopy.Memcpy(uintptr(dst), uintptr(unsafe.Pointer(unsafe.SliceData(s))), uintptr(n))
+		k, fault, sig := safecopy.Memcpy(dst, unsafe.Pointer(unsafe.SliceData(s)), uintptr(n))
 		if sig != 0 {
 			m, err := as.copyOutSlow(base, dst, s, k, fault, sig, opts)
 			done += m

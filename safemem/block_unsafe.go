@@ -187,14 +187,38 @@ func faultError(f safecopy.Fault) error {
 // have been written. Overlapping blocks are copied as by memmove only if
 // neither needs fault-safe access.
 func Copy(dst, src Block) (int, error) {
-	if !dst.needSafecopy && !src.needSafecopy {
-		return copy(dst.ToSlice(), src.ToSlice()), nil
+	return copyBlocks(dst, src)
+}
+
+// copyBlocks is Copy. Copy is small enough to be inlined into its
+// caller, and copyBlocks calls the copy routine itself rather than
+// safecopy.Copy: two call frames fewer, which is most of an 8-byte copy's
+// cost.
+//
+// (nosplit: its only callee on the fast path, the routine, has no frame;
+// the linker checks that the chain fits the stack guard.)
+//
+//go:nosplit
+func copyBlocks(dstb, srcb Block) (int, error) {
+	if !dstb.needSafecopy && !srcb.needSafecopy {
+		return copy(dstb.ToSlice(), srcb.ToSlice()), nil
 	}
-	n := min(dst.length, src.length)
+	dst, src, n := dstb.start, srcb.start, min(dstb.length, srcb.length)
 	if n == 0 {
 		return 0, nil
 	}
-	done, f := safecopy.Copy(dst.start, src.start, uintptr(n))
+	lb, fault, sig := safecopy.Memcpy(dst, src, uintptr(n))
+	if sig == 0 {
+		return n, nil
+	}
+	return copyFault(dst, src, n, lb, fault, sig)
+}
+
+// copyFault finishes a Copy whose first attempt faulted.
+//
+//go:noinline
+func copyFault(dst, src unsafe.Pointer, n int, lb, fault uintptr, sig int32) (int, error) {
+	done, f := safecopy.FinishCopy(dst, src, uintptr(n), lb, fault, sig)
 	if f.Sig != 0 {
 		return int(done), faultError(f)
 	}

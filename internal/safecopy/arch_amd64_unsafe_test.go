@@ -9,11 +9,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// strategy forces one of memcpy's and memclr's large-size paths.
+// strategy forces one of memcpy's and memclr's large-size paths. REP MOVSB
+// serves [copyRep, copyRepMax]; the strategies below leave copyRepMax at
+// never, so "rep" copies with it at every size.
 type strategy struct {
-	name                             string
-	avx2                             bool
-	copyRep, copyNT, zeroRep, zeroNT uintptr
+	name                                         string
+	avx2                                         bool
+	copyRep, copyRepMax, copyNT, zeroRep, zeroNT uintptr
+}
+
+// currentTuning returns the tuning in force, for apply to restore.
+func currentTuning() strategy {
+	return strategy{avx2: useAVX2, copyRep: copyRepMin, copyRepMax: copyRepMax, copyNT: copyNTMin, zeroRep: zeroRepMin, zeroNT: zeroNTMin}
+}
+
+// apply sets the tuning to s.
+func (s strategy) apply() {
+	useAVX2, copyRepMin, copyRepMax, copyNTMin, zeroRepMin, zeroNTMin = s.avx2, s.copyRep, s.copyRepMax, s.copyNT, s.zeroRep, s.zeroNT
 }
 
 const never = ^uintptr(0)
@@ -21,25 +33,22 @@ const never = ^uintptr(0)
 // strategies returns every large-size path this CPU can run. The small-size
 // paths (n <= 256) are the same in all of them.
 func strategies() []strategy {
-	s := []strategy{{name: "sse", copyRep: never, copyNT: never, zeroRep: never, zeroNT: never}}
+	s := []strategy{{name: "sse", copyRep: never, copyRepMax: never, copyNT: never, zeroRep: never, zeroNT: never}}
 	if cpu.X86.HasAVX2 {
 		s = append(s,
-			strategy{name: "avx2", avx2: true, copyRep: never, copyNT: never, zeroRep: never, zeroNT: never},
-			strategy{name: "avx2-nt", avx2: true, copyRep: never, copyNT: 0, zeroRep: never, zeroNT: 0})
+			strategy{name: "avx2", avx2: true, copyRep: never, copyRepMax: never, copyNT: never, zeroRep: never, zeroNT: never},
+			strategy{name: "avx2-nt", avx2: true, copyRep: never, copyRepMax: never, copyNT: 0, zeroRep: never, zeroNT: 0})
 	}
-	return append(s, strategy{name: "rep", avx2: cpu.X86.HasAVX2, copyRep: 0, copyNT: never, zeroRep: 0, zeroNT: never})
+	return append(s, strategy{name: "rep", avx2: cpu.X86.HasAVX2, copyRep: 0, copyRepMax: never, copyNT: never, zeroRep: 0, zeroNT: never})
 }
 
 // withStrategies runs f once per strategy, then restores the tuning. Tests
 // using it must not run in parallel with others.
 func withStrategies(t *testing.T, f func(t *testing.T)) {
-	saved := strategy{avx2: useAVX2, copyRep: copyRepMin, copyNT: copyNTMin, zeroRep: zeroRepMin, zeroNT: zeroNTMin}
-	defer func() {
-		useAVX2, copyRepMin, copyNTMin, zeroRepMin, zeroNTMin = saved.avx2, saved.copyRep, saved.copyNT, saved.zeroRep, saved.zeroNT
-	}()
+	defer currentTuning().apply()
 	t.Run("default", f)
 	for _, s := range strategies() {
-		useAVX2, copyRepMin, copyNTMin, zeroRepMin, zeroNTMin = s.avx2, s.copyRep, s.copyNT, s.zeroRep, s.zeroNT
+		s.apply()
 		t.Run(s.name, f)
 	}
 }
@@ -63,12 +72,12 @@ func TestStraddleFaultAddress(t *testing.T) {
 			continue
 		}
 		src := boundary - w/2
-		lb, f, s := memcpy(other.addr(), src, n)
+		lb, f, s := Memcpy(ptr(other.addr()), ptr(src), n)
 		t.Logf("%2d-byte load at page-%d: kernel reports %s (done >= %d)", w, w/2, describe(f, boundary), lb)
 		if s != int32(unix.SIGSEGV) || f < boundary {
 			t.Errorf("%d-byte straddling load: fault %#x sig %d", w, f, s)
 		}
-		lb, f, s = memcpy(src, other.addr(), n)
+		lb, f, s = Memcpy(ptr(src), ptr(other.addr()), n)
 		t.Logf("%2d-byte store at page-%d: kernel reports %s (done >= %d)", w, w/2, describe(f, boundary), lb)
 		if s != int32(unix.SIGSEGV) || f < boundary {
 			t.Errorf("%d-byte straddling store: fault %#x sig %d", w, f, s)
@@ -78,12 +87,12 @@ func TestStraddleFaultAddress(t *testing.T) {
 		}
 	}
 	if cpu.X86.HasERMS {
-		saved := copyRepMin
-		copyRepMin = 0
-		lb, f, _ := memcpy(other.addr(), boundary-150, 300)
+		saved := currentTuning()
+		copyRepMin, copyRepMax = 0, never
+		lb, f, _ := Memcpy(ptr(other.addr()), ptr(boundary-150), 300)
 		t.Logf("REP MOVSB reading into the bad page: kernel reports %s (done >= %d)", describe(f, boundary), lb)
-		lb, f, _ = memcpy(boundary-150, other.addr(), 300)
+		lb, f, _ = Memcpy(ptr(boundary-150), ptr(other.addr()), 300)
 		t.Logf("REP MOVSB writing into the bad page: kernel reports %s (done >= %d)", describe(f, boundary), lb)
-		copyRepMin = saved
+		saved.apply()
 	}
 }

@@ -27,12 +27,12 @@ func TestStraddleFaultAddress(t *testing.T) {
 	// MOVW, MOVD, then LDP/STP of a register pair.
 	for _, c := range []struct{ w, n uintptr }{{2, 2}, {4, 4}, {8, 8}, {16, 32}, {16, 100}} {
 		src := boundary - c.w/2
-		lb, f, s := memcpy(other.addr(), src, c.n)
+		lb, f, s := Memcpy(ptr(other.addr()), ptr(src), c.n)
 		t.Logf("%2d-byte load at page-%d: reports %s (done >= %d)", c.w, c.w/2, describe(f, boundary), lb)
 		if s != int32(unix.SIGSEGV) || f < src || f >= src+c.w {
 			t.Errorf("%d-byte straddling load: fault %#x sig %d", c.w, f, s)
 		}
-		lb, f, s = memcpy(src, other.addr(), c.n)
+		lb, f, s = Memcpy(ptr(src), ptr(other.addr()), c.n)
 		t.Logf("%2d-byte store at page-%d: reports %s (done >= %d)", c.w, c.w/2, describe(f, boundary), lb)
 		if s != int32(unix.SIGSEGV) || f < src || f >= src+c.w {
 			t.Errorf("%d-byte straddling store: fault %#x sig %d", c.w, f, s)

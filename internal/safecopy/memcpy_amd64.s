@@ -2,17 +2,19 @@
 
 #include "textflag.h"
 
-// func memcpy(dst, src, n uintptr) (fault, done uintptr, sig int32)
+// func Memcpy(dst, src, n uintptr) (done, fault uintptr, sig int32)
 //
 // Copies forward. Invariant relied on by memcpyFault: every byte of dst below
 // DI has been written with its source byte; DI moves only after the stores
 // before it are done. (Paths for n <= 256 keep DI at dst.) The handler's
 // registers, AX and R9, are not used for anything the stub needs.
-TEXT ·memcpy(SB), NOSPLIT|NOFRAME, $0-44
+TEXT ·Memcpy(SB), NOSPLIT|NOFRAME, $0-44
 	MOVL	$0, sig+40(FP)
 	MOVQ	dst+0(FP), DI
 	MOVQ	src+8(FP), SI
 	MOVQ	n+16(FP), BX
+	CMPQ	BX, $8
+	JEQ	eq8
 	CMPQ	BX, $16
 	JA	over16
 	CMPQ	BX, $8
@@ -21,6 +23,10 @@ TEXT ·memcpy(SB), NOSPLIT|NOFRAME, $0-44
 	MOVQ	-8(SI)(BX*1), CX
 	MOVQ	AX, (DI)
 	MOVQ	CX, -8(DI)(BX*1)
+	RET
+eq8:	// the commonest small copy, a word: one load, one store
+	MOVQ	(SI), AX
+	MOVQ	AX, (DI)
 	RET
 under8:
 	CMPQ	BX, $4
@@ -126,7 +132,10 @@ over128:
 big:
 	// n > 256.
 	CMPQ	BX, ·copyRepMin(SB)
-	JAE	rep
+	JB	norep
+	CMPQ	BX, ·copyRepMax(SB)
+	JBE	rep
+norep:
 	CMPB	·useAVX2(SB), $0
 	JEQ	sse_loop
 	// Copy the first 32 bytes, then move DI up to a 32-byte boundary
@@ -246,10 +255,3 @@ TEXT ·memcpyFault(SB), NOSPLIT|NOFRAME, $0-44
 	VZEROUPPER
 ret:
 	RET
-
-// func Memcpy(dst, src, n uintptr) (fault, done uintptr, sig int32)
-//
-// The exported entry to memcpy, for fast paths that call it directly; a tail
-// jump, so any fault is raised inside memcpy's protected range.
-TEXT ·Memcpy(SB), NOSPLIT|NOFRAME, $0-44
-	JMP	·memcpy(SB)

@@ -7,12 +7,12 @@
 // The signal handler writes the fault address to R14 and the signal number
 // to R15 (see sighandler_arm64.s); the routines do not use them.
 
-// func memcpy(dst, src, n uintptr) (fault, done uintptr, sig int32)
+// func Memcpy(dst, src, n uintptr) (done, fault uintptr, sig int32)
 //
 // Copies forward. Invariant relied on by memcpyFault: every byte of dst below
 // R3 has been written with its source byte; R3 moves only after the stores
 // before it are done. (Paths for n <= 64 keep R3 at dst.)
-TEXT ·memcpy(SB), NOSPLIT|NOFRAME, $0-44
+TEXT ·Memcpy(SB), NOSPLIT|NOFRAME, $0-44
 	MOVW	ZR, sig+40(FP)
 	MOVD	dst+0(FP), R0
 	MOVD	src+8(FP), R1
@@ -20,6 +20,8 @@ TEXT ·memcpy(SB), NOSPLIT|NOFRAME, $0-44
 	MOVD	R0, R3
 	ADD	R2, R1, R6
 	ADD	R2, R0, R7
+	CMP	$8, R2
+	BEQ	eq8
 	CMP	$16, R2
 	BHI	over16
 	CMP	$8, R2
@@ -28,6 +30,10 @@ TEXT ·memcpy(SB), NOSPLIT|NOFRAME, $0-44
 	MOVD	-8(R6), R5
 	MOVD	R4, (R0)
 	MOVD	R5, -8(R7)
+	RET
+eq8:	// the commonest small copy, a word: one load, one store
+	MOVD	(R1), R4
+	MOVD	R4, (R0)
 	RET
 under8:
 	CMP	$4, R2
@@ -121,10 +127,3 @@ TEXT ·memcpyFault(SB), NOSPLIT|NOFRAME, $0-44
 	MOVD	R4, done+24(FP)
 	MOVW	R15, sig+40(FP)
 	RET
-
-// func Memcpy(dst, src, n uintptr) (fault, done uintptr, sig int32)
-//
-// The exported entry to memcpy, for fast paths that call it directly; a tail
-// jump, so any fault is raised inside memcpy's protected range.
-TEXT ·Memcpy(SB), NOSPLIT|NOFRAME, $0-44
-	JMP	·memcpy(SB)

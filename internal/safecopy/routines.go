@@ -4,30 +4,29 @@
 
 package safecopy
 
+import "unsafe"
+
 // The assembly routines below are ABI0 functions with no frame. If one of them
 // faults, the signal handler resumes the thread in the routine's fault stub,
 // which stores the fault address (where the routine has such a result), a
 // lower bound on its progress (ditto) and the signal number into the results
 // and returns to the caller. Otherwise sig is 0 and fault is unspecified.
 
-// memcpy copies n bytes from src to dst. On a fault, fault is the address the
-// kernel reported and done is a number of leading bytes certainly copied.
+// Memcpy copies n bytes from src to dst. On a fault, fault is the address
+// the kernel reported and done is a number of leading bytes certainly
+// copied; pass the results to FinishCopy, which makes the count exact as
+// Copy does. It is exported for fast paths that cannot afford Copy's own
+// call frame (an 8-byte Copy costs about a nanosecond more); it is the
+// routine itself, not a stub that jumps to it, so it costs one call.
+//
+// Preconditions: as for Copy. dst and src are pointers, so that Go memory
+// they refer to stays in place during the call without the temporaries a
+// conversion to uintptr in the argument list costs.
 //
 //go:noescape
-func memcpy(dst, src, n uintptr) (done, fault uintptr, sig int32)
+func Memcpy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig int32)
 
-// Memcpy is memcpy, exported for fast paths that cannot afford Copy's own
-// call frame (an 8-byte Copy costs about a nanosecond more). If sig != 0,
-// pass its results to FinishCopy, which makes the count exact as Copy does.
-//
-// Preconditions: as for Copy; dst and src must be converted from pointers in
-// the argument list of the call itself, so that the compiler keeps any Go
-// memory they refer to in place during the call.
-//
-//go:noescape
-func Memcpy(dst, src, n uintptr) (done, fault uintptr, sig int32)
-
-// memclr zeroes n bytes at dst; results as for memcpy.
+// memclr zeroes n bytes at dst; results as for Memcpy.
 //
 //go:noescape
 func memclr(dst, n uintptr) (done, fault uintptr, sig int32)

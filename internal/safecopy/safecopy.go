@@ -34,7 +34,7 @@ var pageMask = ^uintptr(unix.Getpagesize() - 1)
 // become uintptrs only in the argument lists of the assembly calls, where
 // the compiler keeps the referenced objects in place.
 func Copy(dst, src unsafe.Pointer, n uintptr) (done uintptr, f Fault) {
-	lb, addr, s := memcpy(uintptr(dst), uintptr(src), n)
+	lb, addr, s := Memcpy(dst, src, n)
 	if s == 0 {
 		return n, Fault{}
 	}
@@ -82,14 +82,14 @@ func copyFault(dstp, srcp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, F
 		}
 		if k > lb {
 			// [0, lb) is copied; copy [lb, k), which may still fault lower.
-			lb2, f2, s2 := memcpy(uintptr(unsafe.Add(dstp, lb)), uintptr(unsafe.Add(srcp, lb)), k-lb)
+			lb2, f2, s2 := Memcpy(unsafe.Add(dstp, lb), unsafe.Add(srcp, lb), k-lb)
 			if s2 != 0 {
 				f, lb, s = f2, lb+lb2, s2
 				continue
 			}
 		}
 		// [0, k) is copied. A one-byte access reports its own address.
-		_, f2, s2 := memcpy(uintptr(unsafe.Add(dstp, k)), uintptr(unsafe.Add(srcp, k)), 1)
+		_, f2, s2 := Memcpy(unsafe.Add(dstp, k), unsafe.Add(srcp, k), 1)
 		if s2 != 0 {
 			return k, Fault{f2, unix.Signal(s2)}
 		}
@@ -97,7 +97,7 @@ func copyFault(dstp, srcp unsafe.Pointer, n, f, lb uintptr, s int32) (uintptr, F
 		if k == n {
 			return n, Fault{}
 		}
-		lb2, f2, s2 := memcpy(uintptr(unsafe.Add(dstp, k)), uintptr(unsafe.Add(srcp, k)), n-k)
+		lb2, f2, s2 := Memcpy(unsafe.Add(dstp, k), unsafe.Add(srcp, k), n-k)
 		if s2 == 0 {
 			return n, Fault{}
 		}

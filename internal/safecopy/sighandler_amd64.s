@@ -56,7 +56,7 @@ chain:
 TEXT ·routineAddrs(SB), NOSPLIT, $0-24
 	MOVQ	routines+0(FP), DI
 	MOVQ	stubs+8(FP), SI
-	MOVQ	$·memcpy(SB), AX
+	MOVQ	$·Memcpy(SB), AX
 	MOVQ	AX, 0(DI)
 	MOVQ	$·memcpyFault(SB), AX
 	MOVQ	AX, 0(SI)

@@ -66,7 +66,7 @@ jump:
 TEXT ·routineAddrs(SB), NOSPLIT|NOFRAME, $0-24
 	MOVD	routines+0(FP), R0
 	MOVD	stubs+8(FP), R1
-	MOVD	$·memcpy(SB), R2
+	MOVD	$·Memcpy(SB), R2
 	MOVD	R2, 0(R0)
 	MOVD	$·memcpyFault(SB), R2
 	MOVD	R2, 0(R1)
