@@ -469,7 +469,26 @@ func (as *AddressSpace) atomicAddr(addr hostarch.Addr, at hostarch.AccessType) e
 // SwapUint32 implements usermem.IO.SwapUint32. A misaligned addr returns
 // an error wrapping EINVAL and touches nothing; a fault returns a
 // *FaultError.
+//
+// (The atomics' fast paths are built as CopyIn's: an aligned addr below
+// Size through the application view, with every other case and every
+// fault out of line. Size is a page multiple, so an aligned addr below it
+// has its 4 bytes inside.)
+//
+//go:nosplit
 func (as *AddressSpace) SwapUint32(ctx context.Context, addr hostarch.Addr, new uint32, opts usermem.IOOpts) (uint32, error) {
+	if addr&3 != 0 || opts.IgnorePermissions || uint64(addr) >= as.limit.Load() {
+		return as.swapUint32Other(addr, new, opts)
+	}
+	old, sig := safecopy.SwapUint32Raw(unsafe.Add(as.appBase, addr), new)
+	if sig == 0 {
+		return old, nil
+	}
+	return as.swapUint32Fault(as.appBase, addr, new, sig, opts)
+}
+
+//go:noinline
+func (as *AddressSpace) swapUint32Other(addr hostarch.Addr, new uint32, opts usermem.IOOpts) (uint32, error) {
 	if err := as.atomicAddr(addr, hostarch.ReadWrite); err != nil {
 		return 0, err
 	}
@@ -477,12 +496,22 @@ func (as *AddressSpace) SwapUint32(ctx context.Context, addr hostarch.Addr, new 
 	if base == nil {
 		return 0, as.errNoView(addr, hostarch.ReadWrite)
 	}
-	p := unsafe.Add(base, addr)
-	old, f := safecopy.SwapUint32(p, new)
-	if f.Sig == 0 {
+	old, sig := safecopy.SwapUint32Raw(unsafe.Add(base, addr), new)
+	if sig == 0 {
 		return old, nil
 	}
-	_, err := as.finish(base, 1, 0, f, hostarch.ReadWrite, opts, func(uintptr) (uintptr, safecopy.Fault) {
+	return as.swapUint32Fault(base, addr, new, sig, opts)
+}
+
+// swapUint32Fault finishes a SwapUint32 through the view at base whose
+// first attempt raised signal sig.
+//
+//go:noinline
+func (as *AddressSpace) swapUint32Fault(base unsafe.Pointer, addr hostarch.Addr, new uint32, sig int32, opts usermem.IOOpts) (uint32, error) {
+	p := unsafe.Add(base, addr)
+	var old uint32
+	_, err := as.finish(base, 1, 0, atomicFault(p, sig), hostarch.ReadWrite, opts, func(uintptr) (uintptr, safecopy.Fault) {
+		var f safecopy.Fault
 		old, f = safecopy.SwapUint32(p, new)
 		return boolDone(f), f
 	})
@@ -491,7 +520,21 @@ func (as *AddressSpace) SwapUint32(ctx context.Context, addr hostarch.Addr, new 
 
 // CompareAndSwapUint32 implements usermem.IO.CompareAndSwapUint32, with
 // errors as for SwapUint32.
+//
+//go:nosplit
 func (as *AddressSpace) CompareAndSwapUint32(ctx context.Context, addr hostarch.Addr, old, new uint32, opts usermem.IOOpts) (uint32, error) {
+	if addr&3 != 0 || opts.IgnorePermissions || uint64(addr) >= as.limit.Load() {
+		return as.casUint32Other(addr, old, new, opts)
+	}
+	prev, sig := safecopy.CompareAndSwapUint32Raw(unsafe.Add(as.appBase, addr), old, new)
+	if sig == 0 {
+		return prev, nil
+	}
+	return as.casUint32Fault(as.appBase, addr, old, new, sig, opts)
+}
+
+//go:noinline
+func (as *AddressSpace) casUint32Other(addr hostarch.Addr, old, new uint32, opts usermem.IOOpts) (uint32, error) {
 	if err := as.atomicAddr(addr, hostarch.ReadWrite); err != nil {
 		return 0, err
 	}
@@ -499,12 +542,21 @@ func (as *AddressSpace) CompareAndSwapUint32(ctx context.Context, addr hostarch.
 	if base == nil {
 		return 0, as.errNoView(addr, hostarch.ReadWrite)
 	}
-	p := unsafe.Add(base, addr)
-	prev, f := safecopy.CompareAndSwapUint32(p, old, new)
-	if f.Sig == 0 {
+	prev, sig := safecopy.CompareAndSwapUint32Raw(unsafe.Add(base, addr), old, new)
+	if sig == 0 {
 		return prev, nil
 	}
-	_, err := as.finish(base, 1, 0, f, hostarch.ReadWrite, opts, func(uintptr) (uintptr, safecopy.Fault) {
+	return as.casUint32Fault(base, addr, old, new, sig, opts)
+}
+
+// casUint32Fault is swapUint32Fault for CompareAndSwapUint32.
+//
+//go:noinline
+func (as *AddressSpace) casUint32Fault(base unsafe.Pointer, addr hostarch.Addr, old, new uint32, sig int32, opts usermem.IOOpts) (uint32, error) {
+	p := unsafe.Add(base, addr)
+	var prev uint32
+	_, err := as.finish(base, 1, 0, atomicFault(p, sig), hostarch.ReadWrite, opts, func(uintptr) (uintptr, safecopy.Fault) {
+		var f safecopy.Fault
 		prev, f = safecopy.CompareAndSwapUint32(p, old, new)
 		return boolDone(f), f
 	})
@@ -513,26 +565,53 @@ func (as *AddressSpace) CompareAndSwapUint32(ctx context.Context, addr hostarch.
 
 // LoadUint32 implements usermem.IO.LoadUint32, with errors as for
 // SwapUint32.
+//
+//go:nosplit
 func (as *AddressSpace) LoadUint32(ctx context.Context, addr hostarch.Addr, opts usermem.IOOpts) (uint32, error) {
+	if addr&3 != 0 || opts.IgnorePermissions || uint64(addr) >= as.limit.Load() {
+		return as.loadUint32Other(addr, opts)
+	}
+	val, sig := safecopy.LoadUint32Raw(unsafe.Add(as.appBase, addr))
+	if sig == 0 {
+		return val, nil
+	}
+	return as.loadUint32Fault(as.appBase, addr, sig, opts)
+}
+
+//go:noinline
+func (as *AddressSpace) loadUint32Other(addr hostarch.Addr, opts usermem.IOOpts) (uint32, error) {
 	if err := as.atomicAddr(addr, hostarch.Read); err != nil {
 		return 0, err
 	}
-	base := as.appBase
-	if opts.IgnorePermissions {
-		if base = as.maxView(); base == nil {
-			return 0, as.errNoView(addr, hostarch.Read)
-		}
+	base := as.view(opts)
+	if base == nil {
+		return 0, as.errNoView(addr, hostarch.Read)
 	}
-	p := unsafe.Add(base, addr)
-	val, f := safecopy.LoadUint32(p)
-	if f.Sig == 0 {
+	val, sig := safecopy.LoadUint32Raw(unsafe.Add(base, addr))
+	if sig == 0 {
 		return val, nil
 	}
-	_, err := as.finish(base, 1, 0, f, hostarch.Read, opts, func(uintptr) (uintptr, safecopy.Fault) {
+	return as.loadUint32Fault(base, addr, sig, opts)
+}
+
+// loadUint32Fault is swapUint32Fault for LoadUint32.
+//
+//go:noinline
+func (as *AddressSpace) loadUint32Fault(base unsafe.Pointer, addr hostarch.Addr, sig int32, opts usermem.IOOpts) (uint32, error) {
+	p := unsafe.Add(base, addr)
+	var val uint32
+	_, err := as.finish(base, 1, 0, atomicFault(p, sig), hostarch.Read, opts, func(uintptr) (uintptr, safecopy.Fault) {
+		var f safecopy.Fault
 		val, f = safecopy.LoadUint32(p)
 		return boolDone(f), f
 	})
 	return val, err
+}
+
+// atomicFault is the Fault of a raw atomic at p that raised signal sig:
+// its one access is at p.
+func atomicFault(p unsafe.Pointer, sig int32) safecopy.Fault {
+	return safecopy.Fault{Addr: uintptr(p), Sig: unix.Signal(sig)}
 }
 
 func boolDone(f safecopy.Fault) uintptr {

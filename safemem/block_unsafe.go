@@ -269,9 +269,9 @@ func SwapUint32(b Block, new uint32) (uint32, error) {
 	if !b.needSafecopy {
 		return atomic.SwapUint32((*uint32)(b.start), new), nil
 	}
-	old, f := safecopy.SwapUint32(b.start, new)
-	if f.Sig != 0 {
-		return 0, faultError(f)
+	old, sig := safecopy.SwapUint32Raw(b.start, new)
+	if sig != 0 {
+		return 0, atomicFault(b, sig)
 	}
 	return old, nil
 }
@@ -296,9 +296,9 @@ func CompareAndSwapUint32(b Block, old, new uint32) (uint32, error) {
 			}
 		}
 	}
-	prev, f := safecopy.CompareAndSwapUint32(b.start, old, new)
-	if f.Sig != 0 {
-		return 0, faultError(f)
+	prev, sig := safecopy.CompareAndSwapUint32Raw(b.start, old, new)
+	if sig != 0 {
+		return 0, atomicFault(b, sig)
 	}
 	return prev, nil
 }
@@ -313,9 +313,17 @@ func LoadUint32(b Block) (uint32, error) {
 	if !b.needSafecopy {
 		return atomic.LoadUint32((*uint32)(b.start)), nil
 	}
-	v, f := safecopy.LoadUint32(b.start)
-	if f.Sig != 0 {
-		return 0, faultError(f)
+	v, sig := safecopy.LoadUint32Raw(b.start)
+	if sig != 0 {
+		return 0, atomicFault(b, sig)
 	}
 	return v, nil
+}
+
+// atomicFault is the error of a 4-byte atomic at the start of b that raised
+// signal sig (checkAtomic has checked the alignment the raw routines need).
+//
+//go:noinline
+func atomicFault(b Block, sig int32) error {
+	return faultError(safecopy.Fault{Addr: uintptr(b.start), Sig: unix.Signal(sig)})
 }

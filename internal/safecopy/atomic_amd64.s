@@ -6,10 +6,10 @@
 // signal handler resumes the thread in the routine's stub (same frame: none)
 // with the signal number in R9, and the stub stores it over the 0.
 
-// func swapUint32(addr uintptr, new uint32) (old uint32, sig int32)
-TEXT ·swapUint32(SB), NOSPLIT|NOFRAME, $0-24
+// func SwapUint32Raw(p unsafe.Pointer, new uint32) (old uint32, sig int32)
+TEXT ·SwapUint32Raw(SB), NOSPLIT|NOFRAME, $0-24
 	MOVL	$0, sig+20(FP)
-	MOVQ	addr+0(FP), DI
+	MOVQ	p+0(FP), DI
 	MOVL	new+8(FP), BX
 	XCHGL	BX, 0(DI)
 	MOVL	BX, old+16(FP)
@@ -32,10 +32,10 @@ TEXT ·swapUint64Fault(SB), NOSPLIT|NOFRAME, $0-28
 	MOVL	R9, sig+24(FP)
 	RET
 
-// func compareAndSwapUint32(addr uintptr, old, new uint32) (prev uint32, sig int32)
-TEXT ·compareAndSwapUint32(SB), NOSPLIT|NOFRAME, $0-24
+// func CompareAndSwapUint32Raw(p unsafe.Pointer, old, new uint32) (prev uint32, sig int32)
+TEXT ·CompareAndSwapUint32Raw(SB), NOSPLIT|NOFRAME, $0-24
 	MOVL	$0, sig+20(FP)
-	MOVQ	addr+0(FP), DI
+	MOVQ	p+0(FP), DI
 	MOVL	old+8(FP), AX
 	MOVL	new+12(FP), BX
 	LOCK
@@ -62,10 +62,10 @@ TEXT ·compareAndSwapUint64Fault(SB), NOSPLIT|NOFRAME, $0-36
 	MOVL	R9, sig+32(FP)
 	RET
 
-// func loadUint32(addr uintptr) (val uint32, sig int32)
-TEXT ·loadUint32(SB), NOSPLIT|NOFRAME, $0-16
+// func LoadUint32Raw(p unsafe.Pointer) (val uint32, sig int32)
+TEXT ·LoadUint32Raw(SB), NOSPLIT|NOFRAME, $0-16
 	MOVL	$0, sig+12(FP)
-	MOVQ	addr+0(FP), DI
+	MOVQ	p+0(FP), DI
 	MOVL	0(DI), BX
 	MOVL	BX, val+8(FP)
 	RET

@@ -22,10 +22,10 @@
 // the comparison fails; callers that probe writability with a
 // CompareAndSwap of a word with itself rely on the fault.
 
-// func swapUint32(addr uintptr, new uint32) (old uint32, sig int32)
-TEXT ·swapUint32(SB), NOSPLIT|NOFRAME, $0-24
+// func SwapUint32Raw(p unsafe.Pointer, new uint32) (old uint32, sig int32)
+TEXT ·SwapUint32Raw(SB), NOSPLIT|NOFRAME, $0-24
 	MOVW	ZR, sig+20(FP)
-	MOVD	addr+0(FP), R0
+	MOVD	p+0(FP), R0
 	MOVW	new+8(FP), R1
 again:
 	LDAXRW	(R0), R2
@@ -54,10 +54,10 @@ TEXT ·swapUint64Fault(SB), NOSPLIT|NOFRAME, $0-28
 	MOVW	R15, sig+24(FP)
 	RET
 
-// func compareAndSwapUint32(addr uintptr, old, new uint32) (prev uint32, sig int32)
-TEXT ·compareAndSwapUint32(SB), NOSPLIT|NOFRAME, $0-24
+// func CompareAndSwapUint32Raw(p unsafe.Pointer, old, new uint32) (prev uint32, sig int32)
+TEXT ·CompareAndSwapUint32Raw(SB), NOSPLIT|NOFRAME, $0-24
 	MOVW	ZR, sig+20(FP)
-	MOVD	addr+0(FP), R0
+	MOVD	p+0(FP), R0
 	MOVWU	old+8(FP), R1
 	MOVW	new+12(FP), R2
 again:
@@ -102,10 +102,10 @@ TEXT ·compareAndSwapUint64Fault(SB), NOSPLIT|NOFRAME, $0-36
 	MOVW	R15, sig+32(FP)
 	RET
 
-// func loadUint32(addr uintptr) (val uint32, sig int32)
-TEXT ·loadUint32(SB), NOSPLIT|NOFRAME, $0-16
+// func LoadUint32Raw(p unsafe.Pointer) (val uint32, sig int32)
+TEXT ·LoadUint32Raw(SB), NOSPLIT|NOFRAME, $0-16
 	MOVW	ZR, sig+12(FP)
-	MOVD	addr+0(FP), R0
+	MOVD	p+0(FP), R0
 	LDARW	(R0), R1
 	MOVW	R1, val+8(FP)
 	RET

@@ -72,7 +72,7 @@ func installedHandler(sig unix.Signal) (kernelSigaction, error) {
 }
 
 // probeHandlers checks in child processes that a SIGSEGV and a SIGBUS in
-// loadUint32 come back to it through the installed handlers.
+// LoadUint32Raw come back to it through the installed handlers.
 func probeHandlers(segv, bus kernelSigaction) error {
 	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -99,10 +99,10 @@ func probeHandlers(segv, bus kernelSigaction) error {
 		name string
 		sa   kernelSigaction
 		sig  unix.Signal
-		addr uintptr
+		addr unsafe.Pointer
 	}{
-		{"SIGSEGV", segv, unix.SIGSEGV, uintptr(unsafe.Pointer(&none[0]))},
-		{"SIGBUS", bus, unix.SIGBUS, uintptr(unsafe.Pointer(&past[0]))},
+		{"SIGSEGV", segv, unix.SIGSEGV, unsafe.Pointer(&none[0])},
+		{"SIGBUS", bus, unix.SIGBUS, unsafe.Pointer(&past[0])},
 	} {
 		if p.sa.handler == ourHandler {
 			continue
@@ -138,13 +138,13 @@ func probeHandlers(segv, bus kernelSigaction) error {
 }
 
 // forkProbe forks; the child points its stdout and stderr at null, loads
-// from addr with loadUint32 and exits 0 if the load came back with signal
+// from addr with LoadUint32Raw and exits 0 if the load came back with signal
 // want, 3 otherwise. Everything the child runs is nosplit and touches no
 // Go runtime state.
 //
 //go:nosplit
 //go:norace
-func forkProbe(addr uintptr, want int32, null uintptr) (uintptr, syscall.Errno) {
+func forkProbe(addr unsafe.Pointer, want int32, null uintptr) (uintptr, syscall.Errno) {
 	pid, _, e := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
 	if e != 0 || pid != 0 {
 		return pid, e
@@ -152,7 +152,7 @@ func forkProbe(addr uintptr, want int32, null uintptr) (uintptr, syscall.Errno) 
 	syscall.RawSyscall(syscall.SYS_DUP3, null, 1, 0)
 	syscall.RawSyscall(syscall.SYS_DUP3, null, 2, 0)
 	code := uintptr(3)
-	if _, sig := loadUint32(addr); sig == want {
+	if _, sig := LoadUint32Raw(addr); sig == want {
 		code = 0
 	}
 	for {

@@ -31,20 +31,32 @@ func Memcpy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig int32)
 //go:noescape
 func memclr(dst, n uintptr) (done, fault uintptr, sig int32)
 
+// SwapUint32Raw is the routine behind SwapUint32, exported (as Memcpy is)
+// for fast paths that check alignment themselves: sig is the signal number
+// of a fault, 0 if none.
+//
+// Preconditions: p is 4-byte aligned.
+//
 //go:noescape
-func swapUint32(addr uintptr, new uint32) (old uint32, sig int32)
+func SwapUint32Raw(p unsafe.Pointer, new uint32) (old uint32, sig int32)
 
 //go:noescape
 func swapUint64(addr uintptr, new uint64) (old uint64, sig int32)
 
+// CompareAndSwapUint32Raw is the routine behind CompareAndSwapUint32,
+// exported as SwapUint32Raw is, with the same preconditions.
+//
 //go:noescape
-func compareAndSwapUint32(addr uintptr, old, new uint32) (prev uint32, sig int32)
+func CompareAndSwapUint32Raw(p unsafe.Pointer, old, new uint32) (prev uint32, sig int32)
 
 //go:noescape
 func compareAndSwapUint64(addr uintptr, old, new uint64) (prev uint64, sig int32)
 
+// LoadUint32Raw is the routine behind LoadUint32, exported as SwapUint32Raw
+// is, with the same preconditions.
+//
 //go:noescape
-func loadUint32(addr uintptr) (val uint32, sig int32)
+func LoadUint32Raw(p unsafe.Pointer) (val uint32, sig int32)
 
 //go:noescape
 func loadUint64(addr uintptr) (val uint64, sig int32)

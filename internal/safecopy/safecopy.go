@@ -171,7 +171,7 @@ func checkAlign(addr, align uintptr) {
 func SwapUint32(p unsafe.Pointer, new uint32) (old uint32, f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 4)
-	old, s := swapUint32(uintptr(p), new)
+	old, s := SwapUint32Raw(p, new)
 	if s != 0 {
 		return 0, Fault{addr, unix.Signal(s)}
 	}
@@ -205,7 +205,7 @@ func SwapUint64(p unsafe.Pointer, new uint64) (old uint64, f Fault) {
 func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 4)
-	prev, s := compareAndSwapUint32(uintptr(p), old, new)
+	prev, s := CompareAndSwapUint32Raw(p, old, new)
 	if s != 0 {
 		return 0, Fault{addr, unix.Signal(s)}
 	}
@@ -233,7 +233,7 @@ func CompareAndSwapUint64(p unsafe.Pointer, old, new uint64) (prev uint64, f Fau
 func LoadUint32(p unsafe.Pointer) (val uint32, f Fault) {
 	addr := uintptr(p)
 	checkAlign(addr, 4)
-	val, s := loadUint32(uintptr(p))
+	val, s := LoadUint32Raw(p)
 	if s != 0 {
 		return 0, Fault{addr, unix.Signal(s)}
 	}

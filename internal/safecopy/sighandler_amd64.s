@@ -64,7 +64,7 @@ TEXT ·routineAddrs(SB), NOSPLIT, $0-24
 	MOVQ	AX, 8(DI)
 	MOVQ	$·memclrFault(SB), AX
 	MOVQ	AX, 8(SI)
-	MOVQ	$·swapUint32(SB), AX
+	MOVQ	$·SwapUint32Raw(SB), AX
 	MOVQ	AX, 16(DI)
 	MOVQ	$·swapUint32Fault(SB), AX
 	MOVQ	AX, 16(SI)
@@ -72,7 +72,7 @@ TEXT ·routineAddrs(SB), NOSPLIT, $0-24
 	MOVQ	AX, 24(DI)
 	MOVQ	$·swapUint64Fault(SB), AX
 	MOVQ	AX, 24(SI)
-	MOVQ	$·compareAndSwapUint32(SB), AX
+	MOVQ	$·CompareAndSwapUint32Raw(SB), AX
 	MOVQ	AX, 32(DI)
 	MOVQ	$·compareAndSwapUint32Fault(SB), AX
 	MOVQ	AX, 32(SI)
@@ -80,7 +80,7 @@ TEXT ·routineAddrs(SB), NOSPLIT, $0-24
 	MOVQ	AX, 40(DI)
 	MOVQ	$·compareAndSwapUint64Fault(SB), AX
 	MOVQ	AX, 40(SI)
-	MOVQ	$·loadUint32(SB), AX
+	MOVQ	$·LoadUint32Raw(SB), AX
 	MOVQ	AX, 48(DI)
 	MOVQ	$·loadUint32Fault(SB), AX
 	MOVQ	AX, 48(SI)

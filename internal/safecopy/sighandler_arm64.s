@@ -74,7 +74,7 @@ TEXT ·routineAddrs(SB), NOSPLIT|NOFRAME, $0-24
 	MOVD	R2, 8(R0)
 	MOVD	$·memclrFault(SB), R2
 	MOVD	R2, 8(R1)
-	MOVD	$·swapUint32(SB), R2
+	MOVD	$·SwapUint32Raw(SB), R2
 	MOVD	R2, 16(R0)
 	MOVD	$·swapUint32Fault(SB), R2
 	MOVD	R2, 16(R1)
@@ -82,7 +82,7 @@ TEXT ·routineAddrs(SB), NOSPLIT|NOFRAME, $0-24
 	MOVD	R2, 24(R0)
 	MOVD	$·swapUint64Fault(SB), R2
 	MOVD	R2, 24(R1)
-	MOVD	$·compareAndSwapUint32(SB), R2
+	MOVD	$·CompareAndSwapUint32Raw(SB), R2
 	MOVD	R2, 32(R0)
 	MOVD	$·compareAndSwapUint32Fault(SB), R2
 	MOVD	R2, 32(R1)
@@ -90,7 +90,7 @@ TEXT ·routineAddrs(SB), NOSPLIT|NOFRAME, $0-24
 	MOVD	R2, 40(R0)
 	MOVD	$·compareAndSwapUint64Fault(SB), R2
 	MOVD	R2, 40(R1)
-	MOVD	$·loadUint32(SB), R2
+	MOVD	$·LoadUint32Raw(SB), R2
 	MOVD	R2, 48(R0)
 	MOVD	$·loadUint32Fault(SB), R2
 	MOVD	R2, 48(R1)
