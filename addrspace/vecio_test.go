@@ -11,10 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// plainIO hides an IO's VecIO methods, so that usermem takes the per-range
-// loop: the reference for the vectored fast path.
-type plainIO struct{ usermem.IO }
-
 // TestVecIOFaults checks CopyInSeq and CopyOutSeq against the per-range
 // loop with the fault at every offset near a page boundary, in the first,
 // a middle and the last of 16 ranges: the same counts, errors and bytes.

@@ -44,6 +44,23 @@ func checkProgress(n, want int, err error) error {
 	return err
 }
 
+// A StringIO is an IO that copies NUL-terminated strings itself, faster
+// than CopyStringIn can through IO.CopyIn (an AddressSpace finds the NUL in
+// place and copies the string once, where CopyIn must copy a chunk first and
+// then search it). CopyStringIn uses the method when uio has it, once
+// maxlen is checked, as io.Copy uses an io.WriterTo.
+//
+// The method must return exactly what CopyStringIn returns for the same IO
+// without it, following the rules documented there; it is called only with
+// maxlen > 0.
+type StringIO interface {
+	IO
+
+	// CopyStringIn copies the NUL-terminated string at addr, as the
+	// package's CopyStringIn does.
+	CopyStringIn(ctx context.Context, addr hostarch.Addr, maxlen int, opts IOOpts) (string, error)
+}
+
 // CopyStringIn copies a NUL-terminated string of unknown length from the
 // memory mapped at addr in uio and returns it as a string (not including the
 // trailing NUL). If the length of the string, including the terminating NUL,
@@ -70,6 +87,16 @@ func checkProgress(n, want int, err error) error {
 // Preconditions: Same as IO.CopyIn, plus:
 //   - maxlen >= 0 (CopyStringIn panics otherwise, as gVisor's does).
 func CopyStringIn(ctx context.Context, uio IO, addr hostarch.Addr, maxlen int, opts IOOpts) (string, error) {
+	// Kept small, so that a StringIO's call costs little more than the
+	// assertion: the general loop, with its frame, is copyStringIn.
+	if sio, ok := uio.(StringIO); ok && maxlen > 0 {
+		return sio.CopyStringIn(ctx, addr, maxlen, opts)
+	}
+	return copyStringIn(ctx, uio, addr, maxlen, opts)
+}
+
+// copyStringIn is CopyStringIn through uio.CopyIn.
+func copyStringIn(ctx context.Context, uio IO, addr hostarch.Addr, maxlen int, opts IOOpts) (string, error) {
 	if maxlen < 0 {
 		panic(fmt.Sprintf("usermem.CopyStringIn: maxlen %d < 0", maxlen))
 	}

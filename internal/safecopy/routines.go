@@ -67,6 +67,29 @@ func storeUint32(addr uintptr, val uint32) (sig int32)
 //go:noescape
 func storeUint64(addr uintptr, val uint64) (sig int32)
 
+// CopyToByte copies the bytes of [src, src+n) to dst up to the first byte
+// equal to c, and returns that byte's index, or n if there is none; dst
+// must have room for n bytes. dst[:idx] is exactly what was read and holds
+// no c, even if another thread writes the source meanwhile; bytes of dst
+// from idx on may have been written too. sig is the signal number of a
+// fault (0 if none; then idx is unspecified). Every access is inside the
+// two ranges.
+//
+// A fault-safe strncpy: it copies a NUL-terminated string and finds its end
+// in one pass (see addrspace's CopyStringIn).
+//
+//go:noescape
+func CopyToByte(dst, src unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32)
+
+// IndexByteRaw returns the index in [p, p+n) of the first byte equal to c,
+// or n if there is none; sig is the signal number of a fault (0 if none;
+// then idx is unspecified). It reads no page that [p, p+n) does not
+// overlap (on amd64 it reads aligned 16-byte blocks, and so may read bytes
+// of those pages outside the range). A fault-safe strnlen.
+//
+//go:noescape
+func IndexByteRaw(p unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32)
+
 // sigHandler is the SIGSEGV/SIGBUS handler (sighandler_$GOARCH.s). It is never
 // called from Go; only its address is used.
 func sigHandler()
@@ -77,7 +100,7 @@ func sigHandler()
 // must be taken in assembly.
 func routineAddrs(routines, stubs *[numRoutines]uintptr) (handler uintptr)
 
-const numRoutines = 10
+const numRoutines = 12
 
 // faultRange is one protected routine: a kernel fault whose PC is in
 // [begin, end) resumes at stub. Read by sigHandler: keep the layout.
@@ -98,6 +121,8 @@ var (
 func memcpyFault(dst, src, n uintptr) (done, fault uintptr, sig int32)
 func memclrFault(dst, n uintptr) (done, fault uintptr, sig int32)
 func swapUint32Fault(addr uintptr, new uint32) (old uint32, sig int32)
+func copyToByteFault(dst, src unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32)
+func indexByteFault(p unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32)
 func swapUint64Fault(addr uintptr, new uint64) (old uint64, sig int32)
 func compareAndSwapUint32Fault(addr uintptr, old, new uint32) (prev uint32, sig int32)
 func compareAndSwapUint64Fault(addr uintptr, old, new uint64) (prev uint64, sig int32)

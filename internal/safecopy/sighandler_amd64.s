@@ -96,6 +96,14 @@ TEXT ·routineAddrs(SB), NOSPLIT, $0-24
 	MOVQ	AX, 72(DI)
 	MOVQ	$·storeUint64Fault(SB), AX
 	MOVQ	AX, 72(SI)
+	MOVQ	$·CopyToByte(SB), AX
+	MOVQ	AX, 80(DI)
+	MOVQ	$·copyToByteFault(SB), AX
+	MOVQ	AX, 80(SI)
+	MOVQ	$·IndexByteRaw(SB), AX
+	MOVQ	AX, 88(DI)
+	MOVQ	$·indexByteFault(SB), AX
+	MOVQ	AX, 88(SI)
 	MOVQ	$·sigHandler(SB), AX
 	MOVQ	AX, handler+16(FP)
 	RET

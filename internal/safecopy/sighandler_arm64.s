@@ -106,6 +106,14 @@ TEXT ·routineAddrs(SB), NOSPLIT|NOFRAME, $0-24
 	MOVD	R2, 72(R0)
 	MOVD	$·storeUint64Fault(SB), R2
 	MOVD	R2, 72(R1)
+	MOVD	$·CopyToByte(SB), R2
+	MOVD	R2, 80(R0)
+	MOVD	$·copyToByteFault(SB), R2
+	MOVD	R2, 80(R1)
+	MOVD	$·IndexByteRaw(SB), R2
+	MOVD	R2, 88(R0)
+	MOVD	$·indexByteFault(SB), R2
+	MOVD	R2, 88(R1)
 	MOVD	$·sigHandler(SB), R2
 	MOVD	R2, handler+16(FP)
 	RET

@@ -38,3 +38,38 @@ func CompareAndSwapUint32(p unsafe.Pointer, old, new uint32) (prev uint32, f Fau
 func LoadUint32(p unsafe.Pointer) (val uint32, f Fault) {
 	panic(unsupported)
 }
+
+// Memcpy panics: see above.
+func Memcpy(dst, src unsafe.Pointer, n uintptr) (done, fault uintptr, sig int32) {
+	panic(unsupported)
+}
+
+// FinishCopy panics: see above.
+func FinishCopy(dst, src unsafe.Pointer, n, done, fault uintptr, sig int32) (uintptr, Fault) {
+	panic(unsupported)
+}
+
+// SwapUint32Raw panics: see above.
+func SwapUint32Raw(p unsafe.Pointer, new uint32) (old uint32, sig int32) {
+	panic(unsupported)
+}
+
+// CompareAndSwapUint32Raw panics: see above.
+func CompareAndSwapUint32Raw(p unsafe.Pointer, old, new uint32) (prev uint32, sig int32) {
+	panic(unsupported)
+}
+
+// LoadUint32Raw panics: see above.
+func LoadUint32Raw(p unsafe.Pointer) (val uint32, sig int32) {
+	panic(unsupported)
+}
+
+// CopyToByte panics: see above.
+func CopyToByte(dst, src unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32) {
+	panic(unsupported)
+}
+
+// IndexByteRaw panics: see above.
+func IndexByteRaw(p unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32) {
+	panic(unsupported)
+}
