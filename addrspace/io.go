@@ -324,13 +324,86 @@ var _ usermem.VecIO = (*AddressSpace)(nil)
 // call, with one fault-safe copy per range and no lock (faults resolve as
 // in CopyIn).
 func (as *AddressSpace) CopyInSeq(ctx context.Context, ars hostarch.AddrRangeSeq, dst []byte, opts usermem.IOOpts) (int, error) {
+	return as.seqCopy(ars, dst, opts, false)
+}
+
+// CopyOutSeq implements usermem.VecIO.CopyOutSeq: CopyOutVec over ars in
+// one call, as CopyInSeq.
+func (as *AddressSpace) CopyOutSeq(ctx context.Context, ars hostarch.AddrRangeSeq, src []byte, opts usermem.IOOpts) (int, error) {
+	return as.seqCopy(ars, src, opts, true)
+}
+
+// vecBatch is how many ranges seqCopy takes at a time.
+const vecBatch = 16
+
+// seqCopy is CopyInSeq (out false: from ars to buf) and CopyOutSeq (out
+// true). It takes the ranges vecBatch at a time (AddrRangeSeq.Next: plain
+// loops, no call per range). A batch of small ranges (1 to
+// safecopy.VecMax bytes each) that lie inside the space and fit in buf is
+// copied with one fault-safe call (safecopy.MemcpyRanges); any other batch,
+// and the rest of a batch after a fault, goes range by range.
+func (as *AddressSpace) seqCopy(ars hostarch.AddrRangeSeq, buf []byte, opts usermem.IOOpts, out bool) (int, error) {
 	base := as.view(opts)
+	var ranges [vecBatch]hostarch.AddrRange
 	done := 0
-	for ar := range ars.All() {
-		if done >= len(dst) {
+	for !ars.IsEmpty() && done < len(buf) {
+		nr, rest := ars.Next(ranges[:])
+		ars = rest
+		rs := ranges[:nr]
+		if n, ok := smallRanges(rs, as.limit.Load(), len(buf)-done); ok && base != nil {
+			i, fault, sig := safecopy.MemcpyRanges(unsafe.Pointer(&buf[done]), base, unsafe.Pointer(&rs[0]), uintptr(nr), out)
+			if sig == 0 {
+				done += n
+				continue
+			}
+			for _, ar := range rs[:i] {
+				done += int(ar.Length())
+			}
+			// Range i faulted, possibly part done: 0 bytes is a certain
+			// lower bound of its progress.
+			ar := rs[i]
+			m, err := as.rangeSlow(base, unsafe.Add(base, ar.Start), buf[done:done+int(ar.Length())], 0, fault, sig, opts, out)
+			done += m
+			if err != nil {
+				return done, err
+			}
+			rs = rs[i+1:]
+		}
+		var err error
+		if done, err = as.seqRanges(rs, buf, done, base, opts, out); err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// smallRanges reports whether every range of rs has 1 to safecopy.VecMax
+// bytes and ends by limit (the space's: see ioRange), and all of them
+// fit in room bytes; n is their total.
+func smallRanges(rs []hostarch.AddrRange, limit uint64, room int) (n int, ok bool) {
+	for _, ar := range rs {
+		l := uint64(ar.End - ar.Start)
+		if l-1 >= safecopy.VecMax || uint64(ar.End) > limit {
+			return 0, false
+		}
+		n += int(l)
+	}
+	return n, len(rs) > 0 && n <= room
+}
+
+// seqRanges copies rs one range at a time, buf from offset done on, as
+// CopyInVec and CopyOutVec do with CopyIn and CopyOut: it stops at the end
+// of buf or at the first range that fails, and returns the new offset.
+func (as *AddressSpace) seqRanges(rs []hostarch.AddrRange, buf []byte, done int, base unsafe.Pointer, opts usermem.IOOpts, out bool) (int, error) {
+	at := hostarch.Read
+	if out {
+		at = hostarch.Write
+	}
+	for _, ar := range rs {
+		if done >= len(buf) {
 			break
 		}
-		n := len(dst) - done
+		n := len(buf) - done
 		if uint64(n) > uint64(ar.Length()) {
 			n = int(ar.Length())
 		}
@@ -341,66 +414,39 @@ func (as *AddressSpace) CopyInSeq(ctx context.Context, ars hostarch.AddrRangeSeq
 			continue
 		}
 		if !as.ioRange(ar.Start, uint64(n)) {
-			return done, as.ioRangeErr(ar.Start, hostarch.Read)
+			return done, as.ioRangeErr(ar.Start, at)
 		}
 		if base == nil {
-			return done, as.errNoView(ar.Start, hostarch.Read)
+			return done, as.errNoView(ar.Start, at)
 		}
-		d := dst[done : done+n]
-		src := unsafe.Add(base, ar.Start)
-		k, fault, sig := safecopy.Memcpy(unsafe.Pointer(unsafe.SliceData(d)), src, uintptr(n))
-		if sig != 0 {
-			m, err := as.copyInSlow(base, src, d, k, fault, sig, opts)
-			done += m
-			if err != nil {
-				return done, err
-			}
+		b, view := buf[done:done+n], unsafe.Add(base, ar.Start)
+		dst, src := unsafe.Pointer(unsafe.SliceData(b)), view
+		if out {
+			dst, src = src, dst
+		}
+		lb, fault, sig := safecopy.Memcpy(dst, src, uintptr(n))
+		if sig == 0 {
+			done += n
 			continue
 		}
-		done += n
+		m, err := as.rangeSlow(base, view, b, lb, fault, sig, opts, out)
+		done += m
+		if err != nil {
+			return done, err
+		}
 	}
 	return done, nil
 }
 
-// CopyOutSeq implements usermem.VecIO.CopyOutSeq: CopyOutVec over ars in
-// one call, as CopyInSeq.
-func (as *AddressSpace) CopyOutSeq(ctx context.Context, ars hostarch.AddrRangeSeq, src []byte, opts usermem.IOOpts) (int, error) {
-	base := as.view(opts)
-	done := 0
-	for ar := range ars.All() {
-		if done >= len(src) {
-			break
-		}
-		n := len(src) - done
-		if uint64(n) > uint64(ar.Length()) {
-			n = int(ar.Length())
-		}
-		if n == 0 {
-			if as.closed.Load() { // as CopyOut of nothing reports
-				return done, errClosedIO
-			}
-			continue
-		}
-		if !as.ioRange(ar.Start, uint64(n)) {
-			return done, as.ioRangeErr(ar.Start, hostarch.Write)
-		}
-		if base == nil {
-			return done, as.errNoView(ar.Start, hostarch.Write)
-		}
-		s := src[done : done+n]
-		dst := unsafe.Add(base, ar.Start)
-		k, fault, sig := safecopy.Memcpy(dst, unsafe.Pointer(unsafe.SliceData(s)), uintptr(n))
-		if sig != 0 {
-			m, err := as.copyOutSlow(base, dst, s, k, fault, sig, opts)
-			done += m
-			if err != nil {
-				return done, err
-			}
-			continue
-		}
-		done += n
+// rangeSlow finishes the copy of one range, at view, to or from b, whose
+// first attempt faulted (lb, fault and sig as Memcpy returns them).
+//
+//go:noinline
+func (as *AddressSpace) rangeSlow(base, view unsafe.Pointer, b []byte, lb, fault uintptr, sig int32, opts usermem.IOOpts, out bool) (int, error) {
+	if out {
+		return as.copyOutSlow(base, view, b, lb, fault, sig, opts)
 	}
-	return done, nil
+	return as.copyInSlow(base, view, b, lb, fault, sig, opts)
 }
 
 // closedErr returns the error for an empty transfer: none, unless closed.

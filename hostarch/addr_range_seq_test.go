@@ -116,6 +116,36 @@ func checkSeq(t *testing.T, what string, got AddrRangeSeq, m seqModel) {
 	for range got.All() {
 		break
 	}
+	// Next walks the same ranges in batches of any size, and the rest it
+	// returns holds the bytes not yet walked.
+	for _, size := range []int{1, 2, 3, 16} {
+		buf := make([]AddrRange, size)
+		var walked []AddrRange
+		left := m.limit
+		for s := got; ; {
+			n, rest := s.Next(buf)
+			if n == 0 {
+				if !s.IsEmpty() {
+					t.Fatalf("%s: Next(%d) of %v copied nothing", what, size, s)
+				}
+				break
+			}
+			for _, ar := range buf[:n] {
+				left -= int64(ar.Length())
+			}
+			walked = append(walked, buf[:n]...)
+			if rest.NumBytes() != left || rest.NumRanges() != s.NumRanges()-n {
+				t.Fatalf("%s: Next(%d) leaves %v (%d bytes, %d ranges), want %d bytes, %d ranges", what, size, rest, rest.NumBytes(), rest.NumRanges(), left, s.NumRanges()-n)
+			}
+			s = rest
+		}
+		if fmt.Sprint(walked) != fmt.Sprint(want) {
+			t.Fatalf("%s: Next(%d) walks %v, want %v", what, size, walked, want)
+		}
+	}
+	if n, rest := got.Next(nil); n != 0 || rest != got {
+		t.Fatalf("%s: Next(nil) = %d, %v", what, n, rest)
+	}
 }
 
 func TestAddrRangeSeqTable(t *testing.T) {

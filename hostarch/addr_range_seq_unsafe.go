@@ -154,6 +154,36 @@ func (ars AddrRangeSeq) All() iter.Seq[AddrRange] {
 	}
 }
 
+// Next copies the first ranges of ars into dst, as many as fit, each as All
+// yields it (the first without the bytes dropped from it, every one capped
+// by the sequence's byte count, zero-length ones included), and returns how
+// many it copied and the sequence of the ranges after them. It walks a
+// sequence in batches with plain loops: no call per range, as All's loop
+// body is.
+func (ars AddrRangeSeq) Next(dst []AddrRange) (int, AddrRangeSeq) {
+	if len(dst) == 0 || ars.length == 0 {
+		return 0, ars
+	}
+	if ars.length == 1 {
+		dst[0] = AddrRange{ars.offset, ars.offset + ars.limit}
+		return 1, AddrRangeSeq{}
+	}
+	src := unsafe.Slice((*AddrRange)(ars.data), ars.length)
+	n := min(len(dst), len(src))
+	limit := ars.limit
+	for i, ar := range src[:n] {
+		if i == 0 {
+			ar.Start += ars.offset
+		}
+		if ar.Length() > limit {
+			ar.End = ar.Start + limit
+		}
+		limit -= ar.Length()
+		dst[i] = ar
+	}
+	return n, addrRangeSeqFromSliceLimited(src[n:], int64(limit))
+}
+
 // Tail returns an AddrRangeSeq consisting of all AddrRanges in ars after the
 // first.
 //

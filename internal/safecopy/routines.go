@@ -90,6 +90,24 @@ func CopyToByte(dst, src unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig in
 //go:noescape
 func IndexByteRaw(p unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32)
 
+// VecMax is the longest range MemcpyRanges takes: it is for many small
+// copies, where a call each would cost more than the copy.
+const VecMax = 64
+
+// MemcpyRanges copies between buf and the n ranges at ranges (an array of
+// [2]uintptr{Start, End}, a hostarch.AddrRange's layout), each at base+Start:
+// from the ranges to consecutive bytes of buf, or (out) from consecutive
+// bytes of buf to the ranges. The ranges are copied in order; if one
+// faults, done is its index (those before it are complete; it may be partly
+// done), fault the address the kernel reported and sig the signal number;
+// otherwise done is n and sig 0.
+//
+// Preconditions: as for Copy, for each range and its part of buf; every
+// range has 1 to VecMax bytes, and buf has room for all of them.
+//
+//go:noescape
+func MemcpyRanges(buf, base, ranges unsafe.Pointer, n uintptr, out bool) (done, fault uintptr, sig int32)
+
 // sigHandler is the SIGSEGV/SIGBUS handler (sighandler_$GOARCH.s). It is never
 // called from Go; only its address is used.
 func sigHandler()
@@ -100,7 +118,7 @@ func sigHandler()
 // must be taken in assembly.
 func routineAddrs(routines, stubs *[numRoutines]uintptr) (handler uintptr)
 
-const numRoutines = 12
+const numRoutines = 13
 
 // faultRange is one protected routine: a kernel fault whose PC is in
 // [begin, end) resumes at stub. Read by sigHandler: keep the layout.
@@ -123,6 +141,7 @@ func memclrFault(dst, n uintptr) (done, fault uintptr, sig int32)
 func swapUint32Fault(addr uintptr, new uint32) (old uint32, sig int32)
 func copyToByteFault(dst, src unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32)
 func indexByteFault(p unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32)
+func memcpyRangesFault(buf, base, ranges unsafe.Pointer, n uintptr, out bool) (done, fault uintptr, sig int32)
 func swapUint64Fault(addr uintptr, new uint64) (old uint64, sig int32)
 func compareAndSwapUint32Fault(addr uintptr, old, new uint32) (prev uint32, sig int32)
 func compareAndSwapUint64Fault(addr uintptr, old, new uint64) (prev uint64, sig int32)

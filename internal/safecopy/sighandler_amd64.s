@@ -104,6 +104,10 @@ TEXT ·routineAddrs(SB), NOSPLIT, $0-24
 	MOVQ	AX, 88(DI)
 	MOVQ	$·indexByteFault(SB), AX
 	MOVQ	AX, 88(SI)
+	MOVQ	$·MemcpyRanges(SB), AX
+	MOVQ	AX, 96(DI)
+	MOVQ	$·memcpyRangesFault(SB), AX
+	MOVQ	AX, 96(SI)
 	MOVQ	$·sigHandler(SB), AX
 	MOVQ	AX, handler+16(FP)
 	RET

@@ -114,6 +114,10 @@ TEXT ·routineAddrs(SB), NOSPLIT|NOFRAME, $0-24
 	MOVD	R2, 88(R0)
 	MOVD	$·indexByteFault(SB), R2
 	MOVD	R2, 88(R1)
+	MOVD	$·MemcpyRanges(SB), R2
+	MOVD	R2, 96(R0)
+	MOVD	$·memcpyRangesFault(SB), R2
+	MOVD	R2, 96(R1)
 	MOVD	$·sigHandler(SB), R2
 	MOVD	R2, handler+16(FP)
 	RET

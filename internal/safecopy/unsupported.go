@@ -73,3 +73,11 @@ func CopyToByte(dst, src unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig in
 func IndexByteRaw(p unsafe.Pointer, n uintptr, c byte) (idx uintptr, sig int32) {
 	panic(unsupported)
 }
+
+// VecMax is the longest range MemcpyRanges takes.
+const VecMax = 64
+
+// MemcpyRanges panics: see above.
+func MemcpyRanges(buf, base, ranges unsafe.Pointer, n uintptr, out bool) (done, fault uintptr, sig int32) {
+	panic(unsupported)
+}
