@@ -9,23 +9,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// strategy forces one of memcpy's and memclr's large-size paths. REP MOVSB
-// serves [copyRep, copyRepMax]; the strategies below leave copyRepMax at
-// never, so "rep" copies with it at every size.
+// strategy forces one of memcpy's and memclr's large-size paths.
 type strategy struct {
-	name                                         string
-	avx2                                         bool
-	copyRep, copyRepMax, copyNT, zeroRep, zeroNT uintptr
+	name                             string
+	avx2                             bool
+	copyRep, copyNT, zeroRep, zeroNT uintptr
 }
 
 // currentTuning returns the tuning in force, for apply to restore.
 func currentTuning() strategy {
-	return strategy{avx2: useAVX2, copyRep: copyRepMin, copyRepMax: copyRepMax, copyNT: copyNTMin, zeroRep: zeroRepMin, zeroNT: zeroNTMin}
+	return strategy{avx2: useAVX2, copyRep: copyRepMin, copyNT: copyNTMin, zeroRep: zeroRepMin, zeroNT: zeroNTMin}
 }
 
 // apply sets the tuning to s.
 func (s strategy) apply() {
-	useAVX2, copyRepMin, copyRepMax, copyNTMin, zeroRepMin, zeroNTMin = s.avx2, s.copyRep, s.copyRepMax, s.copyNT, s.zeroRep, s.zeroNT
+	useAVX2, copyRepMin, copyNTMin, zeroRepMin, zeroNTMin = s.avx2, s.copyRep, s.copyNT, s.zeroRep, s.zeroNT
 }
 
 const never = ^uintptr(0)
@@ -33,13 +31,13 @@ const never = ^uintptr(0)
 // strategies returns every large-size path this CPU can run. The small-size
 // paths (n <= 256) are the same in all of them.
 func strategies() []strategy {
-	s := []strategy{{name: "sse", copyRep: never, copyRepMax: never, copyNT: never, zeroRep: never, zeroNT: never}}
+	s := []strategy{{name: "sse", copyRep: never, copyNT: never, zeroRep: never, zeroNT: never}}
 	if cpu.X86.HasAVX2 {
 		s = append(s,
-			strategy{name: "avx2", avx2: true, copyRep: never, copyRepMax: never, copyNT: never, zeroRep: never, zeroNT: never},
-			strategy{name: "avx2-nt", avx2: true, copyRep: never, copyRepMax: never, copyNT: 0, zeroRep: never, zeroNT: 0})
+			strategy{name: "avx2", avx2: true, copyRep: never, copyNT: never, zeroRep: never, zeroNT: never},
+			strategy{name: "avx2-nt", avx2: true, copyRep: never, copyNT: 0, zeroRep: never, zeroNT: 0})
 	}
-	return append(s, strategy{name: "rep", avx2: cpu.X86.HasAVX2, copyRep: 0, copyRepMax: never, copyNT: never, zeroRep: 0, zeroNT: never})
+	return append(s, strategy{name: "rep", avx2: cpu.X86.HasAVX2, copyRep: 0, copyNT: never, zeroRep: 0, zeroNT: never})
 }
 
 // withStrategies runs f once per strategy, then restores the tuning. Tests
@@ -88,7 +86,7 @@ func TestStraddleFaultAddress(t *testing.T) {
 	}
 	if cpu.X86.HasERMS {
 		saved := currentTuning()
-		copyRepMin, copyRepMax = 0, never
+		copyRepMin = 0
 		lb, f, _ := Memcpy(ptr(other.addr()), ptr(boundary-150), 300)
 		t.Logf("REP MOVSB reading into the bad page: kernel reports %s (done >= %d)", describe(f, boundary), lb)
 		lb, f, _ = Memcpy(ptr(boundary-150), ptr(other.addr()), 300)
