@@ -214,6 +214,10 @@ func (as *AddressSpace) CopyOut(ctx context.Context, addr hostarch.Addr, src []b
 // copyOutOther is CopyOut for an empty or out-of-range src, or through the
 // max view.
 //
+// (nosplit, as CopyOut: the max view's accesses, IgnorePermissions, come
+// here on every call.)
+//
+//go:nosplit
 //go:noinline
 func (as *AddressSpace) copyOutOther(addr hostarch.Addr, src []byte, opts usermem.IOOpts) (int, error) {
 	if len(src) == 0 {
@@ -224,8 +228,10 @@ func (as *AddressSpace) copyOutOther(addr hostarch.Addr, src []byte, opts userme
 	}
 	base := as.appBase
 	if opts.IgnorePermissions {
-		if base = as.maxView(); base == nil {
-			return 0, as.errNoView(addr, hostarch.Write)
+		if base = unsafe.Pointer(as.maxBase.Load()); base == nil {
+			if base = as.maxView(); base == nil {
+				return 0, as.errNoView(addr, hostarch.Write)
+			}
 		}
 	}
 	dst := unsafe.Add(base, addr)
@@ -278,6 +284,7 @@ func (as *AddressSpace) CopyIn(ctx context.Context, addr hostarch.Addr, dst []by
 // copyInOther is CopyIn for an empty or out-of-range dst, or through the
 // max view.
 //
+//go:nosplit
 //go:noinline
 func (as *AddressSpace) copyInOther(addr hostarch.Addr, dst []byte, opts usermem.IOOpts) (int, error) {
 	if len(dst) == 0 {
@@ -288,8 +295,10 @@ func (as *AddressSpace) copyInOther(addr hostarch.Addr, dst []byte, opts usermem
 	}
 	base := as.appBase
 	if opts.IgnorePermissions {
-		if base = as.maxView(); base == nil {
-			return 0, as.errNoView(addr, hostarch.Read)
+		if base = unsafe.Pointer(as.maxBase.Load()); base == nil {
+			if base = as.maxView(); base == nil {
+				return 0, as.errNoView(addr, hostarch.Read)
+			}
 		}
 	}
 	src := unsafe.Add(base, addr)
