@@ -11,17 +11,23 @@ import (
 
 var _ usermem.StringIO = (*AddressSpace)(nil)
 
+// shortString is the size of the stack buffer CopyStringIn's fast path
+// tries first.
+const shortString = 128
+
 // CopyStringIn implements usermem.StringIO: usermem.CopyStringIn with the
 // same results, by its rules (chunks that never cross a page, no byte read
 // at or past addr+maxlen, a fault before the NUL returns the bytes before
 // it and EFAULT).
 //
-// Its fast path finds the NUL in place in the application view
-// (safecopy.IndexByteRaw, up to the end of addr's page or maxlen), then
-// copies the string once, into its result, testing each byte for NUL as it
-// goes (safecopy.CopyToByte), so that what it returns is exactly what it
-// read even if another thread writes the string meanwhile. CopyIn then a
-// search, usermem's way, copies the whole first chunk before searching it.
+// Its fast path reads the application view directly. A string shorter
+// than 128 bytes is copied into a stack buffer and searched for its NUL in
+// the same pass (safecopy.CopyToByte), then converted; a longer one is
+// found in place (safecopy.IndexByteRaw, up to the end of addr's page or
+// maxlen) and copied once, into its result, by CopyToByte again. Either way
+// what it returns is exactly what it read, even if another thread writes
+// the string meanwhile. CopyIn then a search, usermem's way, copies a
+// whole chunk before searching it.
 // A fault (a page not yet backed included), an IgnorePermissions access, or
 // a string that runs past addr's page goes to usermem's general loop over
 // CopyIn, which resolves faults and reports the exact count and error.
@@ -34,7 +40,18 @@ func (as *AddressSpace) CopyStringIn(ctx context.Context, addr hostarch.Addr, ma
 	// addr is below Size, a page multiple: its page is inside the space.
 	src := unsafe.Add(as.appBase, addr)
 	n := min(hostarch.PageSize-int(addr.PageOffset()), maxlen)
-	idx, sig := safecopy.IndexByteRaw(src, uintptr(n), 0)
+	// A short string (most paths and names): copied and searched in one
+	// pass into a small buffer, then converted.
+	var short [shortString]byte
+	idx, sig := safecopy.CopyToByte(unsafe.Pointer(&short[0]), src, uintptr(min(n, shortString)), 0)
+	if sig != 0 {
+		return as.copyStringInSlow(ctx, addr, maxlen, opts)
+	}
+	if int(idx) < min(n, shortString) {
+		return string(short[:idx]), nil
+	}
+	// A longer one: found in place, then copied once into its result.
+	idx, sig = safecopy.IndexByteRaw(src, uintptr(n), 0)
 	if sig != 0 || int(idx) >= n {
 		return as.copyStringInSlow(ctx, addr, maxlen, opts)
 	}

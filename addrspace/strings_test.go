@@ -3,6 +3,8 @@ package addrspace
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/mmsim/mmsim/hostarch"
@@ -98,18 +100,36 @@ func TestCopyStringInPaths(t *testing.T) {
 	if _, err := as.CopyOut(ctx, a+pg, long[:pg+101], noOpt); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
+	// Strings around the stack buffer's size, each NUL-terminated.
+	at := a + 2*pg + 512
+	var sized []string
+	for _, n := range []int{126, 127, 128, 129, 200} {
+		str := strings.Repeat("s", n)
+		if _, err := as.CopyOut(ctx, at, append([]byte(str), 0), noOpt); err != nil {
+			t.Fatal(err)
+		}
+		sized = append(sized, str)
+		at += hostarch.Addr(n + 1)
+	}
+	type pathCase struct {
 		name string
 		addr hostarch.Addr
 		opts usermem.IOOpts
 		want string
 		err  error
-	}{
+	}
+	var sizedCases []pathCase
+	at = a + 2*pg + 512
+	for _, str := range sized {
+		sizedCases = append(sizedCases, pathCase{fmt.Sprintf("%d bytes", len(str)), at, noOpt, str, nil})
+		at += hostarch.Addr(len(str) + 1)
+	}
+	for _, tc := range append(sizedCases, []pathCase{
 		{"page never touched", a, noOpt, "", nil},
 		{"max view", ro, usermem.IOOpts{IgnorePermissions: true}, "read-only", nil},
 		{"PROT_NONE without it", ro, noOpt, "", unix.EFAULT},
 		{"runs off its page", a + pg, noOpt, string(long[:pg+100]), nil},
-	} {
+	}...) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := usermem.CopyStringIn(ctx, as, tc.addr, 3*pg, tc.opts)
 			if got != tc.want || !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
