@@ -101,7 +101,7 @@ func TestVecIORandom(t *testing.T) {
 		seed := rng.Uint64()
 		write := iter%2 == 1
 		small := iter%3 != 0 // every range 1 to 64 bytes: whole batches take the one-call path
-		run := func(vec bool) (int, error, []byte, []byte) {
+		run := func(vec bool) (n int, buf, mem []byte, err error) {
 			r := rand.New(rand.NewPCG(seed, 3))
 			as := newAS(t, 64*pg)
 			a := mustMmap(t, as, MmapOpts{Addr: 8 * pg, Length: 32 * pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
@@ -134,25 +134,23 @@ func TestVecIORandom(t *testing.T) {
 				ars = append(ars, hostarch.AddrRange{Start: start, End: start + hostarch.Addr(n)})
 				total += n
 			}
-			buf := pattern(max(0, total+r.IntN(64)-32), 0x77)
+			buf = pattern(max(0, total+r.IntN(64)-32), 0x77)
 			var io usermem.IO = as
 			if !vec {
 				io = plainIO{as}
 			}
 			seq := usermem.IOSequence{IO: io, Addrs: hostarch.AddrRangeSeqFromSlice(ars)}
-			var n int
-			var err error
 			if write {
 				n, err = seq.CopyOut(ctx, buf)
 			} else {
 				n, err = seq.CopyIn(ctx, buf)
 			}
-			mem := make([]byte, 64*pg)
+			mem = make([]byte, 64*pg)
 			as.CopyIn(ctx, 0, mem, usermem.IOOpts{IgnorePermissions: true})
-			return n, err, buf, mem
+			return n, buf, mem, err
 		}
-		n1, err1, buf1, mem1 := run(true)
-		n2, err2, buf2, mem2 := run(false)
+		n1, buf1, mem1, err1 := run(true)
+		n2, buf2, mem2, err2 := run(false)
 		if n1 != n2 || fmt.Sprint(err1) != fmt.Sprint(err2) {
 			t.Fatalf("seed %d write %v: vectored %d, %v; per range %d, %v", seed, write, n1, err1, n2, err2)
 		}
