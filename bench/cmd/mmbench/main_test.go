@@ -276,6 +276,10 @@ func TestSummarize(t *testing.T) {
 	if !strings.Contains(table.String(), "n/a uc_mem_read: test") || !strings.Contains(table.String(), "MISS Mmap+Munmap") {
 		t.Errorf("table:\n%s", table.Bytes())
 	}
+	// A missed target with a known reason says it; a met one does not.
+	if !strings.Contains(table.String(), "why CopyIn 8 B: time per call / gvisor.CopyIn's: at parity") || strings.Contains(table.String(), "why CopyIn 4 KiB") {
+		t.Errorf("table's reasons:\n%s", table.Bytes())
+	}
 }
 
 func strconvF(f float64) string {

@@ -227,6 +227,11 @@ func writeTables(w io.Writer, r *Report) {
 			t.add(mark+" "+tg.Name, fmt.Sprintf("%.2f×", tg.Value), fmt.Sprintf("(target %s %.1f×)", cmp, tg.Limit))
 		}
 		t.write(w)
+		for _, tg := range r.Targets {
+			if !tg.Met && tg.Why != "" {
+				fmt.Fprintf(w, "why %s: %s\n", tg.Name, tg.Why)
+			}
+		}
 	}
 
 	if len(r.Missing) > 0 {
