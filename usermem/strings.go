@@ -52,7 +52,10 @@ func checkProgress(n, want int, err error) error {
 //
 // The method must return exactly what CopyStringIn returns for the same IO
 // without it, following the rules documented there; it is called only with
-// maxlen > 0.
+// maxlen > 0. A type that embeds a StringIO (an *addrspace.AddressSpace,
+// say) and overrides CopyIn gets the embedded CopyStringIn too, which
+// bypasses the override: such a wrapper must hide it, as it hides VecIO's
+// methods.
 type StringIO interface {
 	IO
 

@@ -212,7 +212,11 @@ func CopyOutVec(ctx context.Context, uio IO, ars hostarch.AddrRangeSeq, src []by
 // CopyOutSeq and CopyInSeq must return exactly what CopyOutVec and
 // CopyInVec would return for the same IO without them: the bytes of each
 // range in order, zero-length ranges skipped, stopping at the first range
-// that fails with the count of every byte moved before the failure.
+// that fails with the count of every byte moved before the failure. A type
+// that embeds a VecIO and overrides CopyIn or CopyOut gets the embedded
+// CopyInSeq and CopyOutSeq too, which bypass the override: such a wrapper
+// must hide them (embed the IO in a struct field of interface type IO, for
+// instance).
 type VecIO interface {
 	IO
 
