@@ -544,12 +544,9 @@ func (as *AddressSpace) SwapUint32(ctx context.Context, addr hostarch.Addr, new 
 
 //go:noinline
 func (as *AddressSpace) swapUint32Other(addr hostarch.Addr, new uint32, opts usermem.IOOpts) (uint32, error) {
-	if err := as.atomicAddr(addr, hostarch.ReadWrite); err != nil {
+	base, err := as.atomicBase(addr, hostarch.ReadWrite, opts)
+	if err != nil {
 		return 0, err
-	}
-	base := as.view(opts)
-	if base == nil {
-		return 0, as.errNoView(addr, hostarch.ReadWrite)
 	}
 	old, sig := safecopy.SwapUint32Raw(unsafe.Add(base, addr), new)
 	if sig == 0 {
@@ -563,12 +560,10 @@ func (as *AddressSpace) swapUint32Other(addr hostarch.Addr, new uint32, opts use
 //
 //go:noinline
 func (as *AddressSpace) swapUint32Fault(base unsafe.Pointer, addr hostarch.Addr, new uint32, sig int32, opts usermem.IOOpts) (uint32, error) {
-	p := unsafe.Add(base, addr)
 	var old uint32
-	_, err := as.finish(base, 1, 0, atomicFault(p, sig), hostarch.ReadWrite, opts, func(uintptr) (uintptr, safecopy.Fault) {
-		var f safecopy.Fault
+	err := as.atomicRetry(base, addr, sig, hostarch.ReadWrite, opts, func(p unsafe.Pointer) (f safecopy.Fault) {
 		old, f = safecopy.SwapUint32(p, new)
-		return boolDone(f), f
+		return f
 	})
 	return old, err
 }
@@ -590,12 +585,9 @@ func (as *AddressSpace) CompareAndSwapUint32(ctx context.Context, addr hostarch.
 
 //go:noinline
 func (as *AddressSpace) casUint32Other(addr hostarch.Addr, old, new uint32, opts usermem.IOOpts) (uint32, error) {
-	if err := as.atomicAddr(addr, hostarch.ReadWrite); err != nil {
+	base, err := as.atomicBase(addr, hostarch.ReadWrite, opts)
+	if err != nil {
 		return 0, err
-	}
-	base := as.view(opts)
-	if base == nil {
-		return 0, as.errNoView(addr, hostarch.ReadWrite)
 	}
 	prev, sig := safecopy.CompareAndSwapUint32Raw(unsafe.Add(base, addr), old, new)
 	if sig == 0 {
@@ -608,12 +600,10 @@ func (as *AddressSpace) casUint32Other(addr hostarch.Addr, old, new uint32, opts
 //
 //go:noinline
 func (as *AddressSpace) casUint32Fault(base unsafe.Pointer, addr hostarch.Addr, old, new uint32, sig int32, opts usermem.IOOpts) (uint32, error) {
-	p := unsafe.Add(base, addr)
 	var prev uint32
-	_, err := as.finish(base, 1, 0, atomicFault(p, sig), hostarch.ReadWrite, opts, func(uintptr) (uintptr, safecopy.Fault) {
-		var f safecopy.Fault
+	err := as.atomicRetry(base, addr, sig, hostarch.ReadWrite, opts, func(p unsafe.Pointer) (f safecopy.Fault) {
 		prev, f = safecopy.CompareAndSwapUint32(p, old, new)
-		return boolDone(f), f
+		return f
 	})
 	return prev, err
 }
@@ -635,12 +625,9 @@ func (as *AddressSpace) LoadUint32(ctx context.Context, addr hostarch.Addr, opts
 
 //go:noinline
 func (as *AddressSpace) loadUint32Other(addr hostarch.Addr, opts usermem.IOOpts) (uint32, error) {
-	if err := as.atomicAddr(addr, hostarch.Read); err != nil {
+	base, err := as.atomicBase(addr, hostarch.Read, opts)
+	if err != nil {
 		return 0, err
-	}
-	base := as.view(opts)
-	if base == nil {
-		return 0, as.errNoView(addr, hostarch.Read)
 	}
 	val, sig := safecopy.LoadUint32Raw(unsafe.Add(base, addr))
 	if sig == 0 {
@@ -653,20 +640,39 @@ func (as *AddressSpace) loadUint32Other(addr hostarch.Addr, opts usermem.IOOpts)
 //
 //go:noinline
 func (as *AddressSpace) loadUint32Fault(base unsafe.Pointer, addr hostarch.Addr, sig int32, opts usermem.IOOpts) (uint32, error) {
-	p := unsafe.Add(base, addr)
 	var val uint32
-	_, err := as.finish(base, 1, 0, atomicFault(p, sig), hostarch.Read, opts, func(uintptr) (uintptr, safecopy.Fault) {
-		var f safecopy.Fault
+	err := as.atomicRetry(base, addr, sig, hostarch.Read, opts, func(p unsafe.Pointer) (f safecopy.Fault) {
 		val, f = safecopy.LoadUint32(p)
-		return boolDone(f), f
+		return f
 	})
 	return val, err
 }
 
-// atomicFault is the Fault of a raw atomic at p that raised signal sig:
-// its one access is at p.
-func atomicFault(p unsafe.Pointer, sig int32) safecopy.Fault {
-	return safecopy.Fault{Addr: uintptr(p), Sig: unix.Signal(sig)}
+// atomicBase validates the address of a 4-byte atomic and returns the
+// view opts select.
+func (as *AddressSpace) atomicBase(addr hostarch.Addr, at hostarch.AccessType, opts usermem.IOOpts) (unsafe.Pointer, error) {
+	if err := as.atomicAddr(addr, at); err != nil {
+		return nil, err
+	}
+	base := as.view(opts)
+	if base == nil {
+		return nil, as.errNoView(addr, at)
+	}
+	return base, nil
+}
+
+// atomicRetry finishes a 4-byte atomic at addr through the view at base
+// whose raw attempt raised signal sig: it resolves the fault (its one
+// access is at the word) and retries with op until op succeeds or the
+// fault cannot be resolved.
+func (as *AddressSpace) atomicRetry(base unsafe.Pointer, addr hostarch.Addr, sig int32, at hostarch.AccessType, opts usermem.IOOpts, op func(p unsafe.Pointer) safecopy.Fault) error {
+	p := unsafe.Add(base, addr)
+	f := safecopy.Fault{Addr: uintptr(p), Sig: unix.Signal(sig)}
+	_, err := as.finish(base, 1, 0, f, at, opts, func(uintptr) (uintptr, safecopy.Fault) {
+		f := op(p)
+		return boolDone(f), f
+	})
+	return err
 }
 
 func boolDone(f safecopy.Fault) uintptr {
