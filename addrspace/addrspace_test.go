@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -199,6 +200,23 @@ func TestFaultErrors(t *testing.T) {
 		}, 0, ^hostarch.Addr(0) - 3, hostarch.Read, FaultUnmapped},
 		{"swap on read-only", func() (int64, error) { _, err := as.SwapUint32(ctx, a+pg, 1, noOpt); return 0, err }, 0, a + pg, hostarch.ReadWrite, FaultProtection},
 		{"load of page 0", func() (int64, error) { _, err := as.LoadUint32(ctx, 0, noOpt); return 0, err }, 0, 0, hostarch.Read, FaultUnmapped},
+		// The fast paths' range checks at the 2^64 and Size edges.
+		{"copyout at 2^64-1", func() (int64, error) {
+			n, err := as.CopyOut(ctx, ^hostarch.Addr(0), buf[:1], noOpt)
+			return int64(n), err
+		}, 0, ^hostarch.Addr(0), hostarch.Write, FaultUnmapped},
+		{"zero of 2^63-1 bytes", func() (int64, error) { return as.ZeroOut(ctx, a, math.MaxInt64, noOpt) }, 0, a, hostarch.Write, FaultUnmapped},
+		{"swap at 2^64-4", func() (int64, error) { _, err := as.SwapUint32(ctx, ^hostarch.Addr(3), 1, noOpt); return 0, err }, 0, ^hostarch.Addr(3), hostarch.ReadWrite, FaultUnmapped},
+		{"cas at 2^64-4", func() (int64, error) {
+			_, err := as.CompareAndSwapUint32(ctx, ^hostarch.Addr(3), 0, 1, noOpt)
+			return 0, err
+		}, 0, ^hostarch.Addr(3), hostarch.ReadWrite, FaultUnmapped},
+		{"load at 2^64-4 through the max view", func() (int64, error) {
+			_, err := as.LoadUint32(ctx, ^hostarch.Addr(3), usermem.IOOpts{IgnorePermissions: true})
+			return 0, err
+		}, 0, ^hostarch.Addr(3), hostarch.Read, FaultUnmapped},
+		{"load at Size", func() (int64, error) { _, err := as.LoadUint32(ctx, 64*pg, noOpt); return 0, err }, 0, 64 * pg, hostarch.Read, FaultUnmapped},
+		{"load of Size's last word", func() (int64, error) { _, err := as.LoadUint32(ctx, 64*pg-4, noOpt); return 0, err }, 0, 64*pg - 4, hostarch.Read, FaultUnmapped},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, err := tc.do()

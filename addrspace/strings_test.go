@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -176,5 +177,43 @@ func TestCopyStringInRace(t *testing.T) {
 		if err != nil || len(got) > len(want) || got != want[:len(got)] {
 			t.Fatalf("CopyStringIn = %q, %v; want a prefix of %q", got, err, want)
 		}
+	}
+}
+
+// TestCopyStringInEdges feeds CopyStringIn's guest arguments their edges:
+// an address of 0, 2^64-1 or the last byte of the space, a maxlen of 0, 1
+// or the largest int. Each gives the general loop's result.
+func TestCopyStringInEdges(t *testing.T) {
+	ctx := context.Background()
+	as := newAS(t, 64*pg)
+	mustMmap(t, as, MmapOpts{Addr: 63 * pg, Length: pg, Fixed: true, Perms: hostarch.ReadWrite, Private: true})
+	if _, err := as.CopyOut(ctx, 64*pg-6, []byte("tail\x00Z"), noOpt); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		addr   hostarch.Addr
+		maxlen int
+		want   string
+		err    error
+	}{
+		{"address 0", 0, math.MaxInt, "", unix.EFAULT},
+		{"address 2^64-1", ^hostarch.Addr(0), math.MaxInt, "", unix.EFAULT},
+		{"address 2^64-1, maxlen 1", ^hostarch.Addr(0), 1, "", unix.EFAULT},
+		{"maxlen 0", 64*pg - 6, 0, "", unix.ENAMETOOLONG},
+		{"maxlen 1", 64*pg - 6, 1, "t", unix.ENAMETOOLONG},
+		{"largest maxlen", 64*pg - 6, math.MaxInt, "tail", nil},
+		{"runs into the end of the space", 64*pg - 1, math.MaxInt, "Z", unix.EFAULT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := usermem.CopyStringIn(ctx, as, tc.addr, tc.maxlen, noOpt)
+			ref, refErr := usermem.CopyStringIn(ctx, plainIO{as}, tc.addr, tc.maxlen, noOpt)
+			if got != tc.want || !errors.Is(err, tc.err) || (err == nil) != (tc.err == nil) {
+				t.Errorf("CopyStringIn = %q, %v; want %q, %v", got, err, tc.want, tc.err)
+			}
+			if got != ref || fmt.Sprint(err) != fmt.Sprint(refErr) {
+				t.Errorf("StringIO path = %q, %v; general loop = %q, %v", got, err, ref, refErr)
+			}
+		})
 	}
 }
