@@ -1,6 +1,7 @@
 //go:build linux && amd64
 
 #include "textflag.h"
+#include "copysmall_amd64.h"
 
 // func Memcpy(dst, src, n uintptr) (done, fault uintptr, sig int32)
 //
@@ -15,62 +16,12 @@ TEXT ·Memcpy(SB), NOSPLIT|NOFRAME, $0-44
 	MOVQ	n+16(FP), BX
 	CMPQ	BX, $8
 	JEQ	eq8
-	CMPQ	BX, $16
-	JA	over16
-	CMPQ	BX, $8
-	JB	under8
-	MOVQ	(SI), AX
-	MOVQ	-8(SI)(BX*1), CX
-	MOVQ	AX, (DI)
-	MOVQ	CX, -8(DI)(BX*1)
-	RET
+	CMPQ	BX, $64
+	JA	over64
+	COPY_UP_TO_64(RET)
 eq8:	// the commonest small copy, a word: one load, one store
 	MOVQ	(SI), AX
 	MOVQ	AX, (DI)
-	RET
-under8:
-	CMPQ	BX, $4
-	JB	under4
-	MOVL	(SI), AX
-	MOVL	-4(SI)(BX*1), CX
-	MOVL	AX, (DI)
-	MOVL	CX, -4(DI)(BX*1)
-	RET
-under4:
-	CMPQ	BX, $2
-	JB	under2
-	MOVW	(SI), AX
-	MOVW	-2(SI)(BX*1), CX
-	MOVW	AX, (DI)
-	MOVW	CX, -2(DI)(BX*1)
-	RET
-under2:
-	TESTQ	BX, BX
-	JEQ	ret
-	MOVB	(SI), AX
-	MOVB	AX, (DI)
-ret:
-	RET
-
-over16:
-	CMPQ	BX, $32
-	JA	over32
-	MOVOU	(SI), X0
-	MOVOU	-16(SI)(BX*1), X1
-	MOVOU	X0, (DI)
-	MOVOU	X1, -16(DI)(BX*1)
-	RET
-over32:
-	CMPQ	BX, $64
-	JA	over64
-	MOVOU	(SI), X0
-	MOVOU	16(SI), X1
-	MOVOU	-32(SI)(BX*1), X2
-	MOVOU	-16(SI)(BX*1), X3
-	MOVOU	X0, (DI)
-	MOVOU	X1, 16(DI)
-	MOVOU	X2, -32(DI)(BX*1)
-	MOVOU	X3, -16(DI)(BX*1)
 	RET
 over64:
 	CMPQ	BX, $128

@@ -1,6 +1,7 @@
 //go:build linux && arm64
 
 #include "textflag.h"
+#include "copysmall_arm64.h"
 
 // Register use in memcpy and memclr: R0 dst, R1 src, R2 n (then the bytes
 // left from R1/R3), R3 progress, R6 src+n, R7 dst+n, R4, R5 and R8-R13 data.
@@ -22,61 +23,12 @@ TEXT ·Memcpy(SB), NOSPLIT|NOFRAME, $0-44
 	ADD	R2, R0, R7
 	CMP	$8, R2
 	BEQ	eq8
-	CMP	$16, R2
-	BHI	over16
-	CMP	$8, R2
-	BLO	under8
-	MOVD	(R1), R4
-	MOVD	-8(R6), R5
-	MOVD	R4, (R0)
-	MOVD	R5, -8(R7)
-	RET
+	CMP	$64, R2
+	BHI	big
+	COPY_UP_TO_64(RET)
 eq8:	// the commonest small copy, a word: one load, one store
 	MOVD	(R1), R4
 	MOVD	R4, (R0)
-	RET
-under8:
-	CMP	$4, R2
-	BLO	under4
-	MOVWU	(R1), R4
-	MOVWU	-4(R6), R5
-	MOVW	R4, (R0)
-	MOVW	R5, -4(R7)
-	RET
-under4:
-	CMP	$2, R2
-	BLO	under2
-	MOVHU	(R1), R4
-	MOVHU	-2(R6), R5
-	MOVH	R4, (R0)
-	MOVH	R5, -2(R7)
-	RET
-under2:
-	CBZ	R2, done
-	MOVBU	(R1), R4
-	MOVB	R4, (R0)
-done:
-	RET
-
-over16:
-	CMP	$32, R2
-	BHI	over32
-	LDP	(R1), (R4, R5)
-	LDP	-16(R6), (R8, R9)
-	STP	(R4, R5), (R0)
-	STP	(R8, R9), -16(R7)
-	RET
-over32:
-	CMP	$64, R2
-	BHI	big
-	LDP	(R1), (R4, R5)
-	LDP	16(R1), (R8, R9)
-	LDP	-32(R6), (R10, R11)
-	LDP	-16(R6), (R12, R13)
-	STP	(R4, R5), (R0)
-	STP	(R8, R9), 16(R0)
-	STP	(R10, R11), -32(R7)
-	STP	(R12, R13), -16(R7)
 	RET
 
 big:

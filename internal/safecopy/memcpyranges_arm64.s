@@ -1,12 +1,13 @@
 //go:build linux && arm64
 
 #include "textflag.h"
+#include "copysmall_arm64.h"
 
 // func MemcpyRanges(buf, base, ranges unsafe.Pointer, n uintptr, out bool) (done, fault uintptr, sig int32)
 //
 // R10 walks the ranges (16 bytes each: Start, End) up to R11, R12 walks
-// buf, R13 is base and R3 out. The copy of each range is memcpy's for its
-// size. (R14 and R15 are the signal handler's; see sighandler_arm64.s.)
+// buf, R13 is base and R3 out. Each range is copied by COPY_UP_TO_64, as
+// Memcpy copies up to 64 bytes. (R14 and R15 are the signal handler's; see sighandler_arm64.s.)
 TEXT ·MemcpyRanges(SB), NOSPLIT|NOFRAME, $0-60
 	MOVW	ZR, sig+56(FP)
 	MOVD	buf+0(FP), R12
@@ -32,53 +33,7 @@ loop:
 copy:
 	ADD	R2, R1, R6
 	ADD	R2, R0, R7
-	CMP	$16, R2
-	BHI	over16
-	CMP	$8, R2
-	BLO	under8
-	MOVD	(R1), R4
-	MOVD	-8(R6), R5
-	MOVD	R4, (R0)
-	MOVD	R5, -8(R7)
-	B	loop
-under8:
-	CMP	$4, R2
-	BLO	under4
-	MOVWU	(R1), R4
-	MOVWU	-4(R6), R5
-	MOVW	R4, (R0)
-	MOVW	R5, -4(R7)
-	B	loop
-under4:
-	CMP	$2, R2
-	BLO	one
-	MOVHU	(R1), R4
-	MOVHU	-2(R6), R5
-	MOVH	R4, (R0)
-	MOVH	R5, -2(R7)
-	B	loop
-one:
-	MOVBU	(R1), R4
-	MOVB	R4, (R0)
-	B	loop
-over16:
-	CMP	$32, R2
-	BHI	over32
-	LDP	(R1), (R4, R5)
-	LDP	-16(R6), (R8, R9)
-	STP	(R4, R5), (R0)
-	STP	(R8, R9), -16(R7)
-	B	loop
-over32:
-	LDP	(R1), (R4, R5)
-	LDP	16(R1), (R8, R9)
-	STP	(R4, R5), (R0)
-	STP	(R8, R9), 16(R0)
-	LDP	-32(R6), (R4, R5)
-	LDP	-16(R6), (R8, R9)
-	STP	(R4, R5), -32(R7)
-	STP	(R8, R9), -16(R7)
-	B	loop
+	COPY_UP_TO_64(B loop)
 end:
 	MOVD	n+24(FP), R11
 	MOVD	R11, done+40(FP)
