@@ -1,6 +1,7 @@
 # mmsim's build entry points. `make test` is what CI runs (.ci/run).
 
 GO       ?= go
+SHELL    := /bin/bash
 FUZZTIME ?= 10s
 # Nested modules (each has its own go.mod) tested along with the root one.
 NESTED   := $(patsubst %/go.mod,%,$(wildcard */go.mod))
@@ -85,11 +86,27 @@ FUZZ_TARGETS := \
 	./addrspace:FuzzHostile \
 	./addrspace:FuzzRestore
 
+#
+# Go 1.26's fuzz coordinator can fail a target at the end of a -fuzztime
+# duration with a bare "context deadline exceeded" when a worker is still
+# mid-call as the deadline fires (golang.org/issue/75804, fixed in Go 1.27),
+# more often on a loaded machine. That failure names no input and writes no
+# reproducer, so a run that ends in it (and in no "Failing input written")
+# is run again, at most twice; any other failure fails at once.
 fuzz-smoke fuzz:
-	@for t in $(FUZZ_TARGETS); do \
+	@log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		for try in 1 2 3; do \
+			echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+			if $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tee $$log; \
+				[ $${PIPESTATUS[0]} -eq 0 ]; then break; fi; \
+			if [ $$try -lt 3 ] && grep -q 'context deadline exceeded' $$log && \
+				! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' $$log; then \
+				echo "fuzz $$name: the coordinator's deadline race (golang.org/issue/75804), no input at fault: again"; \
+				continue; fi; \
+			exit 1; \
+		done; \
 	done
 
 # `make soak SOAK_TIME=30m` runs the randomised tests at length with fresh
