@@ -116,32 +116,61 @@ func (as *AddressSpace) resolve(base unsafe.Pointer, f safecopy.Fault, at hostar
 // filler runs and held again on return: the caller must not rely on what
 // it read under the lock before the call.
 func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool) error {
+	_, err := as.resolveWriteLocked(addr, sig, at, ignorePerms, nil)
+	return err
+}
+
+// resolveWrite is resolve for a write fault at host address f.Addr, the
+// start of a page, by a copy whose bytes from there on are src (a whole
+// number of pages): where the page needs a new page before the write (a
+// copy-on-write or untouched private page), the page table backs a run of
+// such pages with src's bytes at once (pma.Table.WriteThrough). It returns
+// how many bytes of src that wrote (0: the page was only made writable,
+// as resolve makes it).
+func (as *AddressSpace) resolveWrite(base unsafe.Pointer, f safecopy.Fault, src []byte, ignorePerms bool) (uintptr, error) {
+	b := uintptr(base)
+	if f.Addr < b || f.Addr-b >= uintptr(as.size) {
+		return 0, as.resolve(base, f, hostarch.Write, ignorePerms) // (panics)
+	}
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	if as.closed.Load() {
+		return 0, errClosedIO
+	}
+	n, err := as.resolveWriteLocked(hostarch.Addr(f.Addr-b), f.Sig, hostarch.Write, ignorePerms, src)
+	return uintptr(n), err
+}
+
+// resolveWriteLocked is resolveLocked, and for a write whose bytes from addr
+// on are src (nil if unknown) resolveWrite's write-through: it returns how
+// many bytes of src it wrote.
+func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool, src []byte) (uint64, error) {
 	v := as.find(addr)
 	if v == nil && as.growStackLocked(addr) {
 		v = as.find(addr)
 	}
 	if v == nil {
-		return &FaultError{Addr: addr, Access: at, Reason: FaultUnmapped}
+		return 0, &FaultError{Addr: addr, Access: at, Reason: FaultUnmapped}
 	}
 	perms := v.perms
 	if ignorePerms {
 		perms = v.maxPerms
 	}
 	if !perms.Effective().SupersetOf(at) {
-		return &FaultError{Addr: addr, Access: at, Reason: FaultProtection}
+		return 0, &FaultError{Addr: addr, Access: at, Reason: FaultProtection}
 	}
 	if sig == unix.SIGBUS {
-		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
+		return 0, &FaultError{Addr: addr, Access: at, Reason: FaultBus}
 	}
 	if v.lazy != nil {
 		if filled, err := as.fillLazy(v, addr, at); err != nil {
-			return err
+			return 0, err
 		} else if filled {
 			// The lock was released: resolve again.
 			if as.closed.Load() {
-				return errClosedIO
+				return 0, errClosedIO
 			}
-			return as.resolveLocked(addr, sig, at, ignorePerms)
+			return as.resolveWriteLocked(addr, sig, at, ignorePerms, src)
 		}
 	}
 	if at.Write && v.private {
@@ -149,13 +178,25 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 		// reads the page (so even one that ends in SIGBUS does).
 		as.anonFault(v)
 	}
+	if len(src) != 0 && at.Write && v.private {
+		m := as.mapping(v)
+		start := uint64(addr)
+		k := min(uint64(len(src)), m.End-start) &^ (hostarch.PageSize - 1)
+		end, err := as.pt.WriteThrough(m, start, src[:k], ignorePerms)
+		if err != nil {
+			return 0, &FaultError{Addr: addr, Access: at, Reason: FaultHostMemory}
+		}
+		if end > start {
+			return end - start, nil
+		}
+	}
 	switch err := as.pt.Fault(as.mapping(v), uint64(addr), at.Write, ignorePerms); {
 	case err == nil:
-		return nil
+		return 0, nil
 	case errors.Is(err, pma.ErrBeyondEOF):
-		return &FaultError{Addr: addr, Access: at, Reason: FaultBus}
+		return 0, &FaultError{Addr: addr, Access: at, Reason: FaultBus}
 	default:
-		return &FaultError{Addr: addr, Access: at, Reason: FaultHostMemory}
+		return 0, &FaultError{Addr: addr, Access: at, Reason: FaultHostMemory}
 	}
 }
 
@@ -247,6 +288,7 @@ func (as *AddressSpace) copyOutSlow(base, dst unsafe.Pointer, src []byte, rawDon
 	n := uintptr(len(src))
 	done, err := as.finishRaw(base, n, 0, rawDone, rawFault, rawSig, hostarch.Write, opts, rawOp{
 		view: dst,
+		src:  src,
 		raw: func(from uintptr) (uintptr, uintptr, int32) {
 			return safecopy.Memcpy(unsafe.Add(dst, from), unsafe.Pointer(unsafe.SliceData(src[from:])), n-from)
 		},

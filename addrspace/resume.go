@@ -17,7 +17,11 @@ import (
 // [from, n) exactly, for finish. view is the host address of byte 0 of the
 // transfer in the view.
 type rawOp struct {
-	view  unsafe.Pointer
+	view unsafe.Pointer
+	// src is, for a copy out of Go memory (CopyOut), the n bytes copied,
+	// so that a write fault on a page they overwrite whole can write them
+	// through (resolveWrite); nil otherwise.
+	src   []byte
 	raw   func(from uintptr) (lb, fault uintptr, sig int32)
 	exact func(from, lb, fault uintptr, sig int32) (uintptr, safecopy.Fault)
 	op    func(from uintptr) (uintptr, safecopy.Fault)
@@ -40,7 +44,15 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 	side := uintptr(r.view)
 	for safecopy.FaultPageExact(fault, side+done, side+n) && fault != prev {
 		f := safecopy.Fault{Addr: fault, Sig: unix.Signal(sig)}
-		if err := as.resolve(base, f, at, opts.IgnorePermissions); err != nil {
+		from, through := r.through(side, n, done+lb, f)
+		var wrote uintptr
+		var err error
+		if through != nil {
+			wrote, err = as.resolveWrite(base, f, through, opts.IgnorePermissions)
+		} else {
+			err = as.resolve(base, f, at, opts.IgnorePermissions)
+		}
+		if err != nil {
 			d, ef := r.exact(done, lb, fault, sig)
 			done += d
 			if ef.Sig == 0 { // accessible meanwhile
@@ -52,10 +64,23 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 			return as.finish(base, n, done, ef, at, opts, r.op)
 		}
 		prev = 0
-		if lb == 0 {
+		if lb == 0 && wrote == 0 {
 			prev = fault
 		}
 		done += lb
+		if wrote > 0 {
+			// [from, from+wrote) is written. Bytes below from that the
+			// copy has not certainly written (at most one access's
+			// worth: FaultPageExact) go through the view first.
+			if gap := from - done; gap > 0 {
+				if lb, fault, sig = safecopy.Memcpy(unsafe.Add(r.view, done), unsafe.Pointer(&r.src[done]), gap); sig != 0 {
+					continue // (the run is written again: harmless)
+				}
+			}
+			if done = from + wrote; done == n {
+				return n, nil
+			}
+		}
 		if lb, fault, sig = r.raw(done); sig == 0 {
 			return n, nil
 		}
@@ -68,4 +93,22 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 		return n, nil
 	}
 	return as.finish(base, n, done, f, at, opts, r.op)
+}
+
+// through returns, for a write fault f on the page at offset from of a
+// copy out of r.src whose first first bytes are certainly written, the
+// bytes of src that overwrite whole pages from there on, for resolveWrite;
+// nil if the copy is not out of Go memory, the fault is not one that a
+// write-through resolves, or less than a page of the copy is left from the
+// page. side is the view's address of byte 0 and n the copy's length.
+func (r *rawOp) through(side, n, first uintptr, f safecopy.Fault) (from uintptr, src []byte) {
+	if r.src == nil || f.Sig != unix.SIGSEGV {
+		return 0, nil
+	}
+	page := f.Addr &^ (hostarch.PageSize - 1)
+	if page < side+first || side+n-page < hostarch.PageSize {
+		return 0, nil
+	}
+	from = page - side
+	return from, r.src[from : from+(n-from)&^(hostarch.PageSize-1)]
 }

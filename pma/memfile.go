@@ -517,6 +517,25 @@ func (m *MemoryFile) copyFrom(dstOff uint64, fd int, srcOff, n uint64, srcIsMem 
 	return nil
 }
 
+// writeAt writes b to the memory file at off, whose pages must be
+// allocated to the caller.
+func (m *MemoryFile) writeAt(off uint64, b []byte) error {
+	for len(b) > 0 {
+		k, err := unix.Pwrite(m.FD(), b, int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pma: writing to the memory file: %w", err)
+		}
+		if k == 0 {
+			return fmt.Errorf("pma: writing to the memory file: no progress: %w", unix.EIO)
+		}
+		off, b = off+uint64(k), b[k:]
+	}
+	return nil
+}
+
 // copyRange copies n bytes from (srcFD, srcOff) to (dstFD, dstOff) in the
 // kernel, falling back to pread and pwrite where copy_file_range(2) cannot
 // serve (across file systems, say). Bytes past the end of the source read

@@ -719,6 +719,84 @@ func (t *Table) fault(m Mapping, page uint64, max bool) error {
 	return nil
 }
 
+// WriteThrough is Fault for a write whose bytes are known and overwrite
+// whole pages: src, to be written at start in private mapping m (through
+// the max view if max). Where the pages from start would need a page of
+// this address space's own before the write — a copy-on-write page, a
+// private file page not copied yet, anonymous memory not backed yet — it
+// backs a run of them from start with new pages holding src's bytes: one
+// host write instead of a copy (or zero fill) of contents about to be
+// overwritten and a host page fault for each page written through a view.
+// Linux cannot do this (a store does not say how much it will write); a
+// copy into simulated memory can.
+//
+// It returns where the run it wrote ends, a page boundary after start (at
+// most start+len(src)), or start if it wrote nothing: the page at start
+// is not such a page, or those that are belong to this address space
+// alone already (they only need write access, which Fault gives), or m is
+// shared or lazily filled. The caller then faults the page in with Fault.
+//
+// Preconditions: the caller has checked that m's permissions allow the
+// write; start is page-aligned; len(src) is a multiple of the page size
+// and [start, start+len(src)) lies inside m.
+//
+// Errors: as Fault's, but for ErrBeyondEOF (a page beyond the end of the
+// file is not written: it returns start).
+func (t *Table) WriteThrough(m Mapping, start uint64, src []byte, max bool) (uint64, error) {
+	if t.closed {
+		return start, fmt.Errorf("pma: fault in a closed table: %w", unix.EFAULT)
+	}
+	if !m.Private || m.Lazy || len(src) < hostarch.PageSize {
+		return start, nil
+	}
+	if max {
+		if _, err := t.EnsureMax(); err != nil {
+			return start, err
+		}
+	}
+	end := start + min(uint64(len(src)), maxWindow*hostarch.PageSize)
+	if !m.anonymous() {
+		eof, err := fileEnd(m)
+		if err != nil {
+			return start, err
+		}
+		end = min(end, eof)
+	}
+	// Pages the views map read-only for copy-on-write, and pages not
+	// backed yet. (An entry's own writable pages, write-tracked ones
+	// included, need no new page: Fault serves them.)
+	needs := func(e *entry) bool { return e == nil || e.cow }
+	if start >= end || !needs(t.entryAt(start)) {
+		return start, nil
+	}
+	ws, we := t.run(start, start, end, needs)
+	t.splitAt(ws)
+	t.splitAt(we)
+	es := t.entriesIn(ws, we)
+	if t.exclusiveRun(es, ws, we) {
+		t.mergeAround(ws, we)
+		return start, nil
+	}
+	off, err := t.mem.Allocate(we-ws, t.hint(ws, we))
+	if err != nil {
+		t.mergeAround(ws, we)
+		return start, err
+	}
+	if err := t.mem.writeAt(off, src[:we-ws]); err != nil {
+		t.mem.DecRef(off, we-ws)
+		t.mergeAround(ws, we)
+		return start, err
+	}
+	ne := &entry{start: ws, end: we, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
+	if err := t.replace(es, ne, max); err != nil {
+		return start, err
+	}
+	t.writtenRange(ws, we)
+	t.mergeAround(ws, we)
+	t.maybeRelay(m, max)
+	return we, nil
+}
+
 // copyOut allocates a run of memory-file pages for [start, end) of mapping
 // m (at hint if free) and copies into it what backs the range now: the
 // entries es (those overlapping the range, split at its edges) and, for a

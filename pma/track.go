@@ -86,17 +86,31 @@ func (t *Table) cleanSpans(start, end uint64) []span {
 // written records a write to page (a write fault): its contents change,
 // so it leaves both sets and becomes writable (as its mapping allows).
 func (t *Table) written(page uint64) {
+	t.writtenRange(page, page+hostarch.PageSize)
+}
+
+// writtenRange is written for each page of [start, end).
+func (t *Table) writtenRange(start, end uint64) {
 	t.changes++
-	end := page + hostarch.PageSize
-	if t.cleanAny(page, end) {
-		t.soft.remove(page, end)
-		t.rclean.remove(page, end)
-	} else if e := t.entryAt(page); e == nil || !e.wp {
+	if t.cleanAny(start, end) {
+		t.soft.remove(start, end)
+		t.rclean.remove(start, end)
+	} else if !t.anyWP(start, end) {
 		return
 	}
 	// (A page may stay protected after leaving the sets, as restoreRun
 	// leaves it: lift that here.)
-	t.syncWP(page, end)
+	t.syncWP(start, end)
+}
+
+// anyWP reports whether an entry overlapping [start, end) is write-protected.
+func (t *Table) anyWP(start, end uint64) bool {
+	for _, e := range t.entriesIn(start, end) {
+		if e.wp {
+			return true
+		}
+	}
+	return false
 }
 
 // untrack takes [start, end) out of both sets, for a change of what backs

@@ -146,7 +146,7 @@ const (
 	whyCopy8   = "at parity, and run-to-run noise decides the sign: the same call depth and routine as gVisor's (the method, then one ABI0 copy call), with two more arguments (ctx, opts) and the range check"
 	whyCopyBig = "memory-bound: the 1 MiB and 16 MiB cells move within their ±10% intervals from run to run, all paths alike"
 	whyString  = "both sides allocate the 64-byte string (half the profile, mallocgc); the rest is usermem's dispatch to StringIO and the fault-safe copy-and-search; rounds vary ±10-30% with GC"
-	whyCOW     = "host-bound: per page, copy_file_range allocates the memfd page (about 1 µs here) and the first write maps it writable in a shared view (about 1 µs); the kernel's own copy-on-write of a MAP_PRIVATE memfd is in the table beside it"
+	whyCOW     = "host-bound: a write of whole copy-on-write pages puts its bytes into new memory-file pages with one pwrite(2) per run of up to 2 MiB (pma.Table.WriteThrough), and the kernel's page allocation and copy into cold pages cost about 3x a write to resident memory here; the kernel's own copy-on-write of a MAP_PRIVATE memfd, per page, is in the table beside it"
 )
 
 // A column of the copy table, in display order.

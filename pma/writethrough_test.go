@@ -1,0 +1,240 @@
+package pma
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// fill returns n bytes of seed, seed+1, ...
+func fill(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i)
+	}
+	return b
+}
+
+// TestWriteThrough checks the run WriteThrough writes (its end, exactly)
+// and what each table reads afterwards: the new bytes there, the old
+// ones (or zeros) everywhere else.
+func TestWriteThrough(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fileData := fill(5*pg+100, 7) // 6 pages in the views, the last one partial
+	if _, err := f.Write(fileData); err != nil {
+		t.Fatal(err)
+	}
+	file := Mapping{Start: 64 * pg, End: 80 * pg, Private: true, FD: int(f.Fd()), Prot: unix.PROT_READ | unix.PROT_WRITE, MaxProt: unix.PROT_READ | unix.PROT_WRITE}
+	m := anon(16*pg, 64*pg)
+	old := fill(int(m.End-m.Start), 100) // the parent's bytes in m, when set up so
+
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, tb *Table) *Table // returns the table written (tb or a child)
+		mp    Mapping
+		start uint64 // in pages
+		pages int    // of src
+		want  uint64 // end of the run written, in pages
+	}{
+		{"fresh anonymous", nil, m, 20, 8, 28},
+		{"fresh anonymous, to the mapping's end", nil, m, 60, 4, 64},
+		{"stops at a page already the table's own", func(t *testing.T, tb *Table) *Table {
+			writeVia(t, tb, m, 33*pg, []byte{1}) // backs [32, 48)
+			return tb
+		}, m, 24, 16, 32},
+		{"at a page already the table's own", func(t *testing.T, tb *Table) *Table {
+			writeVia(t, tb, m, 33*pg, []byte{1})
+			return tb
+		}, m, 32, 4, 32},
+		{"after Share, in the child", func(t *testing.T, tb *Table) *Table {
+			writeVia(t, tb, m, m.Start, old)
+			child := newTableOn(t, 256, tb.mem.Share())
+			if err := tb.Share(child, m.Start, m.End); err != nil {
+				t.Fatal(err)
+			}
+			return child
+		}, m, 20, 8, 28},
+		{"after Share, copy-on-write then unbacked pages", func(t *testing.T, tb *Table) *Table {
+			writeVia(t, tb, m, m.Start, old[:16*pg]) // backs [16, 32) only
+			child := newTableOn(t, 256, tb.mem.Share())
+			if err := tb.Share(child, m.Start, m.End); err != nil {
+				t.Fatal(err)
+			}
+			return child
+		}, m, 28, 8, 36},
+		{"after Share, in the parent", func(t *testing.T, tb *Table) *Table {
+			writeVia(t, tb, m, m.Start, old)
+			child := newTableOn(t, 256, tb.mem.Share())
+			if err := tb.Share(child, m.Start, m.End); err != nil {
+				t.Fatal(err)
+			}
+			return tb
+		}, m, 40, 3, 43},
+		{"pages shared no more: Fault makes them writable without a copy", func(t *testing.T, tb *Table) *Table {
+			writeVia(t, tb, m, m.Start, old)
+			child := newTableOn(t, 256, tb.mem.Share())
+			if err := tb.Share(child, m.Start, m.End); err != nil {
+				t.Fatal(err)
+			}
+			child.Close()()
+			return tb
+		}, m, 40, 3, 40},
+		{"capped at the largest window", nil, anon(0, 1024*pg), 10, 600, 10 + maxWindow},
+		{"private file pages", nil, file, 65, 4, 69},
+		{"private file: stops at the end of the file", nil, file, 66, 8, 70},
+		{"private file: beyond its end", nil, file, 70, 2, 70},
+		{"shared mapping", nil, Mapping{Start: 16 * pg, End: 22 * pg, FD: int(f.Fd()), Prot: unix.PROT_READ | unix.PROT_WRITE, MaxProt: unix.PROT_READ | unix.PROT_WRITE}, 20, 2, 20},
+		{"lazily filled mapping", nil, func() Mapping { l := m; l.Lazy = true; return l }(), 20, 2, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := newTable(t, 1024)
+			w := tb
+			if tc.setup != nil {
+				w = tc.setup(t, tb)
+			}
+			// What each table reads before.
+			mp := tc.mp
+			before := peek(t, w, mp, min(mp.End, 70*pg))
+			var parentBefore []byte
+			if w != tb {
+				parentBefore = peek(t, tb, mp, mp.End)
+			}
+			src := fill(tc.pages*pg, 200)
+			end, err := w.WriteThrough(mp, tc.start*pg, src, false)
+			if err != nil || end != tc.want*pg {
+				t.Fatalf("WriteThrough(page %d, %d pages) = page %d, %v; want page %d, nil", tc.start, tc.pages, end/pg, err, tc.want)
+			}
+			want := bytes.Clone(before)
+			copy(want[tc.start*pg-mp.Start:], src[:end-tc.start*pg])
+			if got := peek(t, w, mp, mp.Start+uint64(len(want))); !bytes.Equal(got, want) {
+				t.Fatalf("the table reads %d bytes that differ from the expected", countDiff(got, want))
+			}
+			if parentBefore != nil {
+				if got := peek(t, tb, mp, mp.End); !bytes.Equal(got, parentBefore) {
+					t.Fatalf("the other table reads %d changed bytes", countDiff(got, parentBefore))
+				}
+			}
+			if end > tc.start*pg {
+				e := w.entryAt(tc.start * pg)
+				if e == nil || !e.owned || e.cow || e.end < end {
+					t.Fatalf("entry %+v at the run's start: want its own writable pages to page %d", e, end/pg)
+				}
+			}
+		})
+	}
+}
+
+// peek returns what [mp.Start, end) of tb reads without backing anything:
+// zeros where nothing backs private anonymous memory (a read through the
+// view would back it), the pages' bytes elsewhere.
+func peek(t *testing.T, tb *Table, mp Mapping, end uint64) []byte {
+	t.Helper()
+	out := make([]byte, 0, end-mp.Start)
+	for p := mp.Start; p < end; p += pg {
+		if mp.anonymous() && tb.entryAt(p) == nil {
+			out = append(out, make([]byte, pg)...)
+			continue
+		}
+		out = append(out, readVia(t, tb, mp, p, pg)...)
+	}
+	return out
+}
+
+func countDiff(a, b []byte) int {
+	n := 0
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			n++
+		}
+	}
+	return n + max(len(a), len(b)) - min(len(a), len(b))
+}
+
+// TestWriteThroughTracked: pages written through leave the write-tracking
+// sets (they are dirty) and are writable afterwards; their neighbours stay
+// clean and protected.
+func TestWriteThroughTracked(t *testing.T) {
+	tb := newTable(t, 256)
+	m := anon(16*pg, 64*pg)
+	writeVia(t, tb, m, m.Start, fill(int(m.End-m.Start), 1))
+	child := newTableOn(t, 256, tb.mem.Share())
+	if err := tb.Share(child, m.Start, m.End); err != nil {
+		t.Fatal(err)
+	}
+	child.ClearDirty(m.Start, m.End)
+	if end, err := child.WriteThrough(m, 20*pg, fill(4*pg, 9), false); err != nil || end != 24*pg {
+		t.Fatalf("WriteThrough = page %d, %v; want page 24", end/pg, err)
+	}
+	for _, c := range []struct {
+		page  uint64
+		clean bool
+	}{{19, true}, {20, false}, {23, false}, {24, true}} {
+		if got := child.cleanAny(c.page*pg, (c.page+1)*pg); got != c.clean {
+			t.Errorf("page %d clean = %v, want %v", c.page, got, c.clean)
+		}
+		if e := child.entryAt(c.page * pg); e != nil && e.wp != c.clean {
+			t.Errorf("page %d write-protected = %v, want %v", c.page, e.wp, c.clean)
+		}
+	}
+}
+
+// TestWriteThroughMemoryFileFull: with the memory file's every page
+// allocated, WriteThrough fails with ENOMEM and changes nothing; once
+// pages are free again it writes.
+func TestWriteThroughMemoryFileFull(t *testing.T) {
+	tb := newTable(t, 256)
+	m := anon(16*pg, 64*pg)
+	old := fill(int(m.End-m.Start), 1)
+	writeVia(t, tb, m, m.Start, old[:16*pg]) // backs [16, 32)
+	child := newTableOn(t, 256, tb.mem.Share())
+	if err := tb.Share(child, m.Start, m.End); err != nil {
+		t.Fatal(err)
+	}
+	// Take every free extent.
+	var taken []extent
+	for {
+		tb.mem.mu.Lock()
+		var e extent
+		if len(tb.mem.free) > 0 {
+			e = tb.mem.free[0]
+		}
+		tb.mem.mu.Unlock()
+		if e.end == 0 {
+			break
+		}
+		off, err := tb.mem.Allocate(e.end-e.start, e.start)
+		if err != nil || off != e.start {
+			t.Fatalf("Allocate(%#x, %#x) = %#x, %v", e.end-e.start, e.start, off, err)
+		}
+		taken = append(taken, e)
+	}
+	wantEntries := len(child.entriesIn(0, 256*pg))
+	before := peek(t, child, m, m.End)
+	for _, start := range []uint64{20, 40} { // copy-on-write pages; pages not backed
+		end, err := child.WriteThrough(m, start*pg, fill(4*pg, 9), false)
+		if !errors.Is(err, unix.ENOMEM) || end != start*pg {
+			t.Fatalf("WriteThrough(page %d) on a full memory file = page %d, %v; want page %d, ENOMEM", start, end/pg, err, start)
+		}
+	}
+	if got := len(child.entriesIn(0, 256*pg)); got != wantEntries {
+		t.Fatalf("%d entries after the failures, want %d", got, wantEntries)
+	}
+	if got := peek(t, child, m, m.End); !bytes.Equal(got, before) {
+		t.Fatalf("the failures changed %d bytes", countDiff(got, before))
+	}
+	for _, e := range taken {
+		if err := tb.mem.DecRef(e.start, e.end-e.start); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if end, err := child.WriteThrough(m, 20*pg, fill(4*pg, 9), false); err != nil || end != 24*pg {
+		t.Fatalf("WriteThrough once pages are free = page %d, %v; want page 24", end/pg, err)
+	}
+}
