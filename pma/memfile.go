@@ -5,6 +5,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/btree"
 	"github.com/mmsim/mmsim/hostarch"
@@ -50,7 +51,17 @@ type MemoryFile struct {
 	// win is a host mapping of the whole file, for copies between its
 	// pages (see withWindow).
 	win memWindow
+
+	// run is the last run of data that SEEK_HOLE found (copyFrom), valid
+	// while holeGen is what it was then: pages become holes only when
+	// decommit punches them, which counts holeGen up.
+	run     atomic.Pointer[dataRun]
+	holeGen atomic.Uint64
 }
+
+// A dataRun is a range of the memory file that was all data (no hole) when
+// holeGen was gen.
+type dataRun struct{ start, end, gen uint64 }
 
 type extent struct{ start, end uint64 }
 
@@ -427,6 +438,7 @@ func (m *MemoryFile) Decommit(off, length uint64) error {
 }
 
 func (m *MemoryFile) decommit(off, length uint64) error {
+	m.holeGen.Add(1)
 	if err := unix.Fallocate(m.FD(), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(off), int64(length)); err != nil {
 		return fmt.Errorf("pma: punching a hole in the memory file: %w", err)
 	}
@@ -488,12 +500,26 @@ func (m *MemoryFile) Close() error {
 // dstOff, whose pages must be freshly allocated (zero). If srcIsMem, fd is
 // this memory file and its holes are skipped: they read as zero, and
 // copying them would commit memory for nothing.
+//
+// SEEK_HOLE scans the file from its offset to the end of the run of data
+// there, however far that is: the run it found is kept (m.run), so that
+// copies of a few pages each out of one long run (copy-on-write faults
+// across a large cloned mapping) scan it once, not once each.
 func (m *MemoryFile) copyFrom(dstOff uint64, fd int, srcOff, n uint64, srcIsMem bool) error {
 	if !srcIsMem {
 		return copyRange(m.FD(), dstOff, fd, srcOff, n)
 	}
 	end := srcOff + n
 	for cur := srcOff; cur < end; {
+		gen := m.holeGen.Load()
+		if r := m.run.Load(); r != nil && r.gen == gen && r.start <= cur && cur < r.end {
+			stop := min(r.end, end)
+			if err := copyRange(m.FD(), dstOff+(cur-srcOff), fd, cur, stop-cur); err != nil {
+				return err
+			}
+			cur = stop
+			continue
+		}
 		data, err := unix.Seek(fd, int64(cur), unix.SEEK_DATA)
 		if err == unix.ENXIO {
 			return nil // no data from cur on
@@ -507,6 +533,8 @@ func (m *MemoryFile) copyFrom(dstOff uint64, fd int, srcOff, n uint64, srcIsMem 
 		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
 		if err != nil {
 			hole = int64(end)
+		} else {
+			m.run.Store(&dataRun{uint64(data), uint64(hole), gen})
 		}
 		stop := min(uint64(hole), end)
 		if err := copyRange(m.FD(), dstOff+(uint64(data)-srcOff), fd, uint64(data), stop-uint64(data)); err != nil {

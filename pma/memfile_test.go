@@ -1,10 +1,12 @@
 package pma
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -585,5 +587,71 @@ func TestConcurrentRefs(t *testing.T) {
 	}
 	if m.InUse() != 0 || m.SharedBytes(0, 1<<30) != 0 {
 		t.Fatalf("InUse %#x", m.InUse())
+	}
+}
+
+// TestCopyFromHoles: copies out of the memory file skip its holes (the
+// destination's pages there stay holes), including after a run of data
+// was found and remembered and then had a page punched out of it.
+func TestCopyFromHoles(t *testing.T) {
+	m := newMF(t)
+	src := mustAlloc(t, m, 16*pg, 0)
+	data := func(pages ...uint64) {
+		for _, p := range pages {
+			if _, err := unix.Pwrite(m.FD(), bytes.Repeat([]byte{byte(p + 1)}, pg), int64(src+p*pg)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// holes returns which of the n pages at off are holes.
+	holes := func(off, n uint64) string {
+		var b strings.Builder
+		for p := range n {
+			d, err := unix.Seek(m.FD(), int64(off+p*pg), unix.SEEK_DATA)
+			if err == nil && uint64(d) == off+p*pg {
+				b.WriteByte('d')
+			} else {
+				b.WriteByte('.')
+			}
+		}
+		return b.String()
+	}
+	data(0, 1, 2, 3, 4, 5, 6, 7, 10, 11)
+	for _, step := range []struct {
+		name       string
+		punch      []uint64 // pages of src to decommit first
+		from, n    uint64   // pages of src to copy
+		wantHoles  string   // of the copy
+		wantSource string   // of src[from:from+n] afterwards
+	}{
+		{"a run of data", nil, 0, 3, "ddd", "ddd"},
+		{"further into the run found", nil, 3, 4, "dddd", "dddd"},
+		{"a page punched out of the run found", []uint64{5}, 4, 4, "d.dd", "d.dd"},
+		{"across holes and runs", nil, 6, 8, "dd..dd..", "dd..dd.."},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			for _, p := range step.punch {
+				if err := m.Decommit(src+p*pg, pg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dst := mustAlloc(t, m, step.n*pg, 0)
+			if err := m.copyFrom(dst, m.FD(), src+step.from*pg, step.n*pg, true); err != nil {
+				t.Fatal(err)
+			}
+			if got := holes(dst, step.n); got != step.wantHoles {
+				t.Errorf("copy's pages %q, want %q (d: data, .: hole)", got, step.wantHoles)
+			}
+			if got := holes(src+step.from*pg, step.n); got != step.wantSource {
+				t.Errorf("source's pages %q, want %q", got, step.wantSource)
+			}
+			got := make([]byte, step.n*pg)
+			want := make([]byte, step.n*pg)
+			unix.Pread(m.FD(), got, int64(dst))
+			unix.Pread(m.FD(), want, int64(src+step.from*pg))
+			if !bytes.Equal(got, want) {
+				t.Errorf("the copy differs from its source")
+			}
+		})
 	}
 }
