@@ -851,7 +851,7 @@ func (t *Table) run(page, ws, we uint64, pred func(*entry) bool) (uint64, uint64
 			break
 		}
 		if e == nil {
-			lo -= hostarch.PageSize
+			lo = max(ws, t.prevEnd(lo)) // the gap before lo, at once
 		} else {
 			lo = max(ws, e.start)
 		}
@@ -862,12 +862,36 @@ func (t *Table) run(page, ws, we uint64, pred func(*entry) bool) (uint64, uint64
 			break
 		}
 		if e == nil {
-			hi += hostarch.PageSize
+			hi = min(we, t.nextStart(hi)) // the gap from hi, at once
 		} else {
 			hi = min(we, e.end)
 		}
 	}
 	return lo, hi
+}
+
+// prevEnd returns the end of the last entry that starts below a, or 0.
+func (t *Table) prevEnd(a uint64) uint64 {
+	var end uint64
+	if a == 0 {
+		return 0
+	}
+	t.ents.DescendLessOrEqual(&entry{start: a - 1}, func(e *entry) bool {
+		end = e.end
+		return false
+	})
+	return end
+}
+
+// nextStart returns the start of the first entry that starts at or above
+// a, or the largest address if there is none.
+func (t *Table) nextStart(a uint64) uint64 {
+	next := ^uint64(0)
+	t.ents.AscendGreaterOrEqual(&entry{start: a}, func(e *entry) bool {
+		next = e.start
+		return false
+	})
+	return next
 }
 
 // exclusiveRun reports whether es covers [ws, we) with memory-file pages
