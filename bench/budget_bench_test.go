@@ -75,6 +75,45 @@ var scatterOrder = rand.New(rand.NewSource(1)).Perm(cowScatterSize / hostarch.Pa
 var budgetOpImpls = []opImpl{
 	{"IOSeq16x8B", "perrange", func(b *testing.B) { benchIOSeq16x8(b, false) }},
 	{"IOSeq16x8B", "mmsim", func(b *testing.B) { benchIOSeq16x8(b, true) }},
+	// A first write of whole pages to new anonymous memory (a read(2) into
+	// a fresh buffer, say): the host's page faults, which zero each page
+	// before the copy, against the address space's.
+	{"FreshWrite16MiB", "host", func(b *testing.B) {
+		src := make([]byte, cowSeqSize)
+		b.SetBytes(cowSeqSize)
+		for b.Loop() {
+			m, err := unix.Mmap(-1, 0, cowSeqSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+			if err != nil {
+				b.Fatal(err)
+			}
+			copy(m, src)
+			if err := unix.Munmap(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}},
+	{"FreshWrite16MiB", "mmsim", func(b *testing.B) {
+		as, err := addrspace.New(addrspace.Options{Size: 1 << 30})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { as.Close() })
+		src := make([]byte, cowSeqSize)
+		ctx := context.Background()
+		b.SetBytes(cowSeqSize)
+		for b.Loop() {
+			a, err := as.Mmap(addrspace.MmapOpts{Length: cowSeqSize, Perms: hostarch.ReadWrite, Private: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := as.CopyOut(ctx, a, src, usermem.IOOpts{}); err != nil {
+				b.Fatal(err)
+			}
+			if err := as.Munmap(a, cowSeqSize); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}},
 	{"CloneWrite16MiB", "plain", func(b *testing.B) {
 		as, a := cowSpace(b, cowSeqSize)
 		src := make([]byte, cowSeqSize)

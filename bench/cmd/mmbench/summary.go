@@ -174,9 +174,10 @@ var copyColumns = []column{
 // opBaselines names the baseline implementation of each operation, and
 // opLabels describes every implementation.
 var (
-	opOrder  = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB", "MmapMunmapShared4KiB", "IOSeq16x8B", "CloneWrite16MiB", "CloneScatter64MiB", "Clone1000", "Reset256MiB", "FuzzLoop256MiB", "Save64MiB", "Restore64MiB", "Capacity", "GuestLoadStore8B", "RV64"}
+	opOrder  = []string{"CopyStringIn64", "SwapUint32", "MmapMunmap4KiB", "MmapMunmapShared4KiB", "IOSeq16x8B", "FreshWrite16MiB", "CloneWrite16MiB", "CloneScatter64MiB", "Clone1000", "Reset256MiB", "FuzzLoop256MiB", "Save64MiB", "Restore64MiB", "Capacity", "GuestLoadStore8B", "RV64"}
 	opTitles = map[string]string{"CopyStringIn64": "CopyStringIn, 64-byte string", "SwapUint32": "SwapUint32", "MmapMunmap4KiB": "Mmap+Munmap, 4 KiB, MAP_PRIVATE",
 		"MmapMunmapShared4KiB": "Mmap+Munmap, 4 KiB, MAP_SHARED",
+		"FreshWrite16MiB":      "16 MiB written to new anonymous memory (mapped, written, unmapped)",
 		"CloneWrite16MiB":      "16 MiB written after Clone", "CloneScatter64MiB": "every other page of 64 MiB written after Clone",
 		"Capacity": "capacity before ENOMEM", "IOSeq16x8B": "IOSequence.CopyIn, 16 ranges of 8 B",
 		"Clone1000": "Clone of 1,000 mappings", "GuestLoadStore8B": "256 guest loads and stores of 8 B",
@@ -185,7 +186,7 @@ var (
 		"FuzzLoop256MiB": "fuzzing loop on 256 MiB: Reset, write 4 pages, read 16",
 		"Save64MiB":      "Save of 64 MiB written", "Restore64MiB": "Restore of 64 MiB written"}
 	opBaselines = map[string]string{"CopyStringIn64": "go", "SwapUint32": "atomic", "MmapMunmap4KiB": "host", "MmapMunmapShared4KiB": "host",
-		"CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain", "IOSeq16x8B": "perrange", "Clone1000": "hostfork",
+		"FreshWrite16MiB": "host", "CloneWrite16MiB": "plain", "CloneScatter64MiB": "plain", "IOSeq16x8B": "perrange", "Clone1000": "hostfork",
 		"GuestLoadStore8B": "slice", "RV64": "slice", "Reset256MiB": "copy16", "Save64MiB": "file", "Restore64MiB": "file"}
 	opImplOrder = []string{"go", "atomic", "plain", "perrange", "host", "hostfork", "slice", "tlb", "copy16", "file", "read", "lazy", "mmsim", "clone", "copy256MiB", "BytesIO", "safemem", "gvisor"}
 	opLabels    = map[string]map[string]string{
@@ -193,6 +194,7 @@ var (
 		"SwapUint32":           {"atomic": "sync/atomic", "mmsim": "AddressSpace", "safemem": "safemem (unsafe block)", "gvisor": "gVisor safecopy"},
 		"MmapMunmap4KiB":       {"host": "host mmap+munmap", "mmsim": "AddressSpace"},
 		"MmapMunmapShared4KiB": {"host": "host mmap+munmap (a shmem file)", "mmsim": "AddressSpace (a memfd)"},
+		"FreshWrite16MiB":      {"host": "host mmap(MAP_ANONYMOUS)+copy()+munmap", "mmsim": "AddressSpace Mmap+CopyOut+Munmap"},
 		"CloneWrite16MiB": {"plain": "AddressSpace, no Clone", "mmsim": "AddressSpace, after Clone",
 			"host": "host MAP_PRIVATE of a memfd (kernel COW)"},
 		"CloneScatter64MiB": {"plain": "AddressSpace, no Clone", "mmsim": "AddressSpace, after Clone",
