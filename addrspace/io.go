@@ -116,7 +116,7 @@ func (as *AddressSpace) resolve(base unsafe.Pointer, f safecopy.Fault, at hostar
 // filler runs and held again on return: the caller must not rely on what
 // it read under the lock before the call.
 func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool) error {
-	_, err := as.resolveWriteLocked(addr, sig, at, ignorePerms, nil)
+	_, err := as.resolveWriteLocked(addr, sig, at, ignorePerms, through{})
 	return err
 }
 
@@ -127,7 +127,7 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 // such pages with src's bytes at once (pma.Table.WriteThrough). It returns
 // how many bytes of src that wrote (0: the page was only made writable,
 // as resolve makes it).
-func (as *AddressSpace) resolveWrite(base unsafe.Pointer, f safecopy.Fault, src []byte, ignorePerms bool) (uintptr, error) {
+func (as *AddressSpace) resolveWrite(base unsafe.Pointer, f safecopy.Fault, w through, ignorePerms bool) (uintptr, error) {
 	b := uintptr(base)
 	if f.Addr < b || f.Addr-b >= uintptr(as.size) {
 		return 0, as.resolve(base, f, hostarch.Write, ignorePerms) // (panics)
@@ -137,14 +137,22 @@ func (as *AddressSpace) resolveWrite(base unsafe.Pointer, f safecopy.Fault, src 
 	if as.closed.Load() {
 		return 0, errClosedIO
 	}
-	n, err := as.resolveWriteLocked(hostarch.Addr(f.Addr-b), f.Sig, hostarch.Write, ignorePerms, src)
+	n, err := as.resolveWriteLocked(hostarch.Addr(f.Addr-b), f.Sig, hostarch.Write, ignorePerms, w)
 	return uintptr(n), err
 }
 
-// resolveWriteLocked is resolveLocked, and for a write whose bytes from addr
-// on are src (nil if unknown) resolveWrite's write-through: it returns how
-// many bytes of src it wrote.
-func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool, src []byte) (uint64, error) {
+// A through is the rest of a write from a faulting page on, for
+// resolveWrite: n bytes, those of src, or zeros if src is nil (ZeroOut).
+// The zero through (n == 0) is no write at all.
+type through struct {
+	src []byte
+	n   uint64
+}
+
+// resolveWriteLocked is resolveLocked, and for a write w from addr on
+// (through{} if unknown) resolveWrite's write-through: it returns how many
+// bytes of w it wrote.
+func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool, w through) (uint64, error) {
 	v := as.find(addr)
 	if v == nil && as.growStackLocked(addr) {
 		v = as.find(addr)
@@ -170,7 +178,7 @@ func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, 
 			if as.closed.Load() {
 				return 0, errClosedIO
 			}
-			return as.resolveWriteLocked(addr, sig, at, ignorePerms, src)
+			return as.resolveWriteLocked(addr, sig, at, ignorePerms, w)
 		}
 	}
 	if at.Write && v.private {
@@ -178,11 +186,17 @@ func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, 
 		// reads the page (so even one that ends in SIGBUS does).
 		as.anonFault(v)
 	}
-	if len(src) != 0 && at.Write && v.private {
+	if w.n != 0 && at.Write && v.private {
 		m := as.mapping(v)
 		start := uint64(addr)
-		k := min(uint64(len(src)), m.End-start) &^ (hostarch.PageSize - 1)
-		end, err := as.pt.WriteThrough(m, start, src[:k], ignorePerms)
+		k := min(w.n, m.End-start) &^ (hostarch.PageSize - 1)
+		var end uint64
+		var err error
+		if w.src != nil {
+			end, err = as.pt.WriteThrough(m, start, w.src[:k], ignorePerms)
+		} else {
+			end, err = as.pt.ZeroThrough(m, start, k, ignorePerms)
+		}
 		if err != nil {
 			return 0, &FaultError{Addr: addr, Access: at, Reason: FaultHostMemory}
 		}
@@ -536,6 +550,7 @@ func (as *AddressSpace) ZeroOut(ctx context.Context, addr hostarch.Addr, toZero 
 	}
 	done, err := as.finishRaw(base, n, 0, lb, fault, sig, hostarch.Write, opts, rawOp{
 		view: dst,
+		zero: true,
 		raw: func(from uintptr) (uintptr, uintptr, int32) {
 			return safecopy.MemclrRaw(unsafe.Add(dst, from), n-from)
 		},

@@ -19,9 +19,10 @@ import (
 type rawOp struct {
 	view unsafe.Pointer
 	// src is, for a copy out of Go memory (CopyOut), the n bytes copied,
-	// so that a write fault on a page they overwrite whole can write them
-	// through (resolveWrite); nil otherwise.
+	// and zero is set for a zeroing (ZeroOut), so that a write fault on a
+	// page the rest overwrites whole can write it through (resolveWrite).
 	src   []byte
+	zero  bool
 	raw   func(from uintptr) (lb, fault uintptr, sig int32)
 	exact func(from, lb, fault uintptr, sig int32) (uintptr, safecopy.Fault)
 	op    func(from uintptr) (uintptr, safecopy.Fault)
@@ -44,11 +45,11 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 	side := uintptr(r.view)
 	for safecopy.FaultPageExact(fault, side+done, side+n) && fault != prev {
 		f := safecopy.Fault{Addr: fault, Sig: unix.Signal(sig)}
-		from, through := r.through(side, n, done+lb, f)
+		from, w := r.through(side, n, done+lb, f)
 		var wrote uintptr
 		var err error
-		if through != nil {
-			wrote, err = as.resolveWrite(base, f, through, opts.IgnorePermissions)
+		if w.n != 0 {
+			wrote, err = as.resolveWrite(base, f, w, opts.IgnorePermissions)
 		} else {
 			err = as.resolve(base, f, at, opts.IgnorePermissions)
 		}
@@ -73,7 +74,12 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 			// copy has not certainly written (at most one access's
 			// worth: FaultPageExact) go through the view first.
 			if gap := from - done; gap > 0 {
-				if lb, fault, sig = safecopy.Memcpy(unsafe.Add(r.view, done), unsafe.Pointer(&r.src[done]), gap); sig != 0 {
+				if r.zero {
+					lb, fault, sig = safecopy.MemclrRaw(unsafe.Add(r.view, done), gap)
+				} else {
+					lb, fault, sig = safecopy.Memcpy(unsafe.Add(r.view, done), unsafe.Pointer(&r.src[done]), gap)
+				}
+				if sig != 0 {
 					continue // (the run is written again: harmless)
 				}
 			}
@@ -96,19 +102,24 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 }
 
 // through returns, for a write fault f on the page at offset from of a
-// copy out of r.src whose first first bytes are certainly written, the
-// bytes of src that overwrite whole pages from there on, for resolveWrite;
-// nil if the copy is not out of Go memory, the fault is not one that a
-// write-through resolves, or less than a page of the copy is left from the
-// page. side is the view's address of byte 0 and n the copy's length.
-func (r *rawOp) through(side, n, first uintptr, f safecopy.Fault) (from uintptr, src []byte) {
-	if r.src == nil || f.Sig != unix.SIGSEGV {
-		return 0, nil
+// copy out of r.src (or a zeroing) whose first first bytes are certainly
+// written, the part of the write that overwrites whole pages from there
+// on, for resolveWrite; through{} if the transfer is neither, the fault is
+// not one that a write-through resolves, or less than a page of the write
+// is left from the page. side is the view's address of byte 0 and n the
+// transfer's length.
+func (r *rawOp) through(side, n, first uintptr, f safecopy.Fault) (from uintptr, w through) {
+	if (r.src == nil && !r.zero) || f.Sig != unix.SIGSEGV {
+		return 0, through{}
 	}
 	page := f.Addr &^ (hostarch.PageSize - 1)
 	if page < side+first || side+n-page < hostarch.PageSize {
-		return 0, nil
+		return 0, through{}
 	}
 	from = page - side
-	return from, r.src[from : from+(n-from)&^(hostarch.PageSize-1)]
+	w.n = uint64((n - from) &^ (hostarch.PageSize - 1))
+	if r.src != nil {
+		w.src = r.src[from : from+uintptr(w.n)]
+	}
+	return from, w
 }

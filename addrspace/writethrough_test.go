@@ -61,6 +61,16 @@ func wtSetups(t *testing.T) map[string]wtSetup {
 	}
 }
 
+// wtWrite writes src at addr with CopyOut, or, if zero, zeros len(src)
+// bytes there with ZeroOut (then src must be zeros).
+func wtWrite(as *AddressSpace, addr hostarch.Addr, src []byte, zero bool, opts usermem.IOOpts) (int, error) {
+	if zero {
+		n, err := as.ZeroOut(ctx, addr, int64(len(src)), opts)
+		return int(n), err
+	}
+	return as.CopyOut(ctx, addr, src, opts)
+}
+
 func TestWriteThroughCopyOut(t *testing.T) {
 	for name, setup := range wtSetups(t) {
 		for _, w := range []struct {
@@ -70,10 +80,14 @@ func TestWriteThroughCopyOut(t *testing.T) {
 			{5, 600*pg + 77}, // more than one run
 			{0, wtPages * pg}, {3 * pg, (wtPages - 3) * pg},
 		} {
-			for _, ignore := range []bool{false, true} {
-				t.Run(fmt.Sprintf("%s/at %d, %d bytes, IgnorePermissions %v", name, w.off, w.n, ignore), func(t *testing.T) {
+			for _, c := range []struct{ ignore, zero bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+				ignore := c.ignore
+				t.Run(fmt.Sprintf("%s/at %d, %d bytes, IgnorePermissions %v, ZeroOut %v", name, w.off, w.n, ignore, c.zero), func(t *testing.T) {
 					as, a, before, others := setup(t)
 					src := pattern(w.n, 77)
+					if c.zero {
+						src = make([]byte, w.n)
+					}
 					if ignore {
 						// Through the max view, of a mapping that is
 						// read-only in the app view.
@@ -81,9 +95,9 @@ func TestWriteThroughCopyOut(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
-					n, err := as.CopyOut(ctx, a+hostarch.Addr(w.off), src, usermem.IOOpts{IgnorePermissions: ignore})
+					n, err := wtWrite(as, a+hostarch.Addr(w.off), src, c.zero, usermem.IOOpts{IgnorePermissions: ignore})
 					if n != w.n || err != nil {
-						t.Fatalf("CopyOut = %d, %v; want %d, nil", n, err, w.n)
+						t.Fatalf("write = %d, %v; want %d, nil", n, err, w.n)
 					}
 					want := bytes.Clone(before)
 					copy(want[w.off:], src)
@@ -139,38 +153,43 @@ func TestWriteThroughFaults(t *testing.T) {
 				}
 			}, 600 * pg},
 		} {
-			t.Run(name+"/"+tc.name, func(t *testing.T) {
-				as, a, before, others := setup(t)
-				tc.block(t, as, a)
-				src := pattern(tc.n, 77)
-				n, err := as.CopyOut(ctx, a+hostarch.Addr(tc.off), src, noOpt)
-				if wantN := tc.stop - tc.off; n != wantN || !errors.Is(err, unix.EFAULT) {
-					t.Fatalf("CopyOut = %d, %v; want %d, EFAULT", n, err, wantN)
-				}
-				var fe *FaultError
-				if !errors.As(err, &fe) || fe.Addr != a+hostarch.Addr(tc.stop) {
-					t.Fatalf("error %v: want a FaultError at %#x", err, a+hostarch.Addr(tc.stop))
-				}
-				want := bytes.Clone(before)
-				copy(want[tc.off:tc.stop], src)
-				got := make([]byte, len(want))
-				k, _ := as.CopyIn(ctx, a, got, usermem.IOOpts{IgnorePermissions: true})
-				for _, r := range []struct{ lo, hi int }{{0, min(k, len(want))}} {
-					for i := r.lo; i < r.hi; i++ {
-						if i >= 600*pg && i < 601*pg && tc.name == "unmapped page beyond a run" {
-							continue
-						}
-						if got[i] != want[i] {
-							t.Fatalf("byte %d (page %d) reads %#x, want %#x", i, i/pg, got[i], want[i])
+			for _, zero := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/ZeroOut %v", name, tc.name, zero), func(t *testing.T) {
+					as, a, before, others := setup(t)
+					tc.block(t, as, a)
+					src := pattern(tc.n, 77)
+					if zero {
+						src = make([]byte, tc.n)
+					}
+					n, err := wtWrite(as, a+hostarch.Addr(tc.off), src, zero, noOpt)
+					if wantN := tc.stop - tc.off; n != wantN || !errors.Is(err, unix.EFAULT) {
+						t.Fatalf("write = %d, %v; want %d, EFAULT", n, err, wantN)
+					}
+					var fe *FaultError
+					if !errors.As(err, &fe) || fe.Addr != a+hostarch.Addr(tc.stop) {
+						t.Fatalf("error %v: want a FaultError at %#x", err, a+hostarch.Addr(tc.stop))
+					}
+					want := bytes.Clone(before)
+					copy(want[tc.off:tc.stop], src)
+					got := make([]byte, len(want))
+					k, _ := as.CopyIn(ctx, a, got, usermem.IOOpts{IgnorePermissions: true})
+					for _, r := range []struct{ lo, hi int }{{0, min(k, len(want))}} {
+						for i := r.lo; i < r.hi; i++ {
+							if i >= 600*pg && i < 601*pg && tc.name == "unmapped page beyond a run" {
+								continue
+							}
+							if got[i] != want[i] {
+								t.Fatalf("byte %d (page %d) reads %#x, want %#x", i, i/pg, got[i], want[i])
+							}
 						}
 					}
-				}
-				for o, ob := range others {
-					if got := readAt(t, o, a, len(ob)); !bytes.Equal(got, ob) {
-						t.Fatalf("the other space's byte %d changed", firstDiff(got, ob))
+					for o, ob := range others {
+						if got := readAt(t, o, a, len(ob)); !bytes.Equal(got, ob) {
+							t.Fatalf("the other space's byte %d changed", firstDiff(got, ob))
+						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }
@@ -328,6 +347,21 @@ func TestWriteThroughCopiesOnlyWritten(t *testing.T) {
 				t.Fatalf("PrivateCopies %d, SharedPages %d, memory-file pages added %d; want %d, %d, %d",
 					st.PrivateCopies, st.SharedPages, (st.MemoryFileBytes-before.MemoryFileBytes)/pg, tc.copies, wtPages-tc.copies, tc.copies)
 			}
+			// And ZeroOut, of the same pages, in a second clone.
+			z := mustClone(t, p)
+			if n, err := z.ZeroOut(ctx, a+hostarch.Addr(tc.off), int64(tc.n), noOpt); n != int64(tc.n) || err != nil {
+				t.Fatalf("ZeroOut = %d, %v", n, err)
+			}
+			if zs := mustStats(t, z); zs.PrivateCopies != tc.copies {
+				t.Fatalf("after ZeroOut: PrivateCopies %d", zs.PrivateCopies)
+			}
 		})
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

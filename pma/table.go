@@ -743,10 +743,22 @@ func (t *Table) fault(m Mapping, page uint64, max bool) error {
 // Errors: as Fault's, but for ErrBeyondEOF (a page beyond the end of the
 // file is not written: it returns start).
 func (t *Table) WriteThrough(m Mapping, start uint64, src []byte, max bool) (uint64, error) {
+	return t.through(m, start, uint64(len(src)), src, max)
+}
+
+// ZeroThrough is WriteThrough for a write of length zero bytes (ZeroOut,
+// whose zeros the new pages hold from the start: nothing is written).
+func (t *Table) ZeroThrough(m Mapping, start, length uint64, max bool) (uint64, error) {
+	return t.through(m, start, length, nil, max)
+}
+
+// through is WriteThrough of src's n bytes, or of n zero bytes if src is
+// nil.
+func (t *Table) through(m Mapping, start, n uint64, src []byte, max bool) (uint64, error) {
 	if t.closed {
 		return start, fmt.Errorf("pma: fault in a closed table: %w", unix.EFAULT)
 	}
-	if !m.Private || m.Lazy || len(src) < hostarch.PageSize {
+	if !m.Private || m.Lazy || n < hostarch.PageSize {
 		return start, nil
 	}
 	if max {
@@ -754,7 +766,7 @@ func (t *Table) WriteThrough(m Mapping, start uint64, src []byte, max bool) (uin
 			return start, err
 		}
 	}
-	end := start + min(uint64(len(src)), maxWindow*hostarch.PageSize)
+	end := start + min(n, maxWindow*hostarch.PageSize)
 	if !m.anonymous() {
 		eof, err := fileEnd(m)
 		if err != nil {
@@ -782,10 +794,12 @@ func (t *Table) WriteThrough(m Mapping, start uint64, src []byte, max bool) (uin
 		t.mergeAround(ws, we)
 		return start, err
 	}
-	if err := t.mem.writeAt(off, src[:we-ws]); err != nil {
-		t.mem.DecRef(off, we-ws)
-		t.mergeAround(ws, we)
-		return start, err
+	if src != nil {
+		if err := t.mem.writeAt(off, src[:we-ws]); err != nil {
+			t.mem.DecRef(off, we-ws)
+			t.mergeAround(ws, we)
+			return start, err
+		}
 	}
 	ne := &entry{start: ws, end: we, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
 	if err := t.replace(es, ne, max); err != nil {

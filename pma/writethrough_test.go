@@ -238,3 +238,41 @@ func TestWriteThroughMemoryFileFull(t *testing.T) {
 		t.Fatalf("WriteThrough once pages are free = page %d, %v; want page 24", end/pg, err)
 	}
 }
+
+// TestZeroThrough: zeroing whole copy-on-write pages backs them with new
+// pages that are holes in the memory file (no memory committed, nothing
+// copied or written); the other table keeps its bytes.
+func TestZeroThrough(t *testing.T) {
+	tb := newTable(t, 256)
+	m := anon(16*pg, 64*pg)
+	old := fill(int(m.End-m.Start), 1)
+	writeVia(t, tb, m, m.Start, old)
+	child := newTableOn(t, 256, tb.mem.Share())
+	if err := tb.Share(child, m.Start, m.End); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		start, pages, want uint64
+	}{{20, 8, 28}, {28, 4, 32}, {24, 8, 24}} { // the last: pages the child owns now
+		end, err := child.ZeroThrough(m, c.start*pg, c.pages*pg, false)
+		if err != nil || end != c.want*pg {
+			t.Fatalf("ZeroThrough(page %d, %d pages) = page %d, %v; want page %d", c.start, c.pages, end/pg, err, c.want)
+		}
+	}
+	e := child.entryAt(20 * pg)
+	if e == nil || !e.owned || e.cow || e.start > 20*pg || e.end < 32*pg {
+		t.Fatalf("entry %+v: want the child's own pages over [20, 32)", e)
+	}
+	off := e.off + (20*pg - e.start)
+	if d, err := unix.Seek(tb.mem.FD(), int64(off), unix.SEEK_DATA); err == nil && uint64(d) < off+12*pg {
+		t.Fatalf("the zeroed pages hold data at memory-file offset %#x (run at %#x)", d, off)
+	}
+	want := bytes.Clone(old)
+	clear(want[4*pg : 16*pg])
+	if got := peek(t, child, m, m.End); !bytes.Equal(got, want) {
+		t.Fatalf("the child reads %d bytes that differ", countDiff(got, want))
+	}
+	if got := peek(t, tb, m, m.End); !bytes.Equal(got, old) {
+		t.Fatalf("the parent reads %d changed bytes", countDiff(got, old))
+	}
+}
