@@ -358,10 +358,3 @@ func TestWriteThroughCopiesOnlyWritten(t *testing.T) {
 		})
 	}
 }
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
