@@ -111,8 +111,13 @@ func TestTransferDoesNotStallMapping(t *testing.T) {
 	const n = 256 << 20
 	as := newAS(t, 1<<30)
 	a := mustMmap(t, as, MmapOpts{Length: n, Perms: hostarch.ReadWrite, Private: true})
-	if _, err := as.ZeroOut(ctx, a, n, usermem.IOOpts{}); err != nil {
-		t.Fatal(err)
+	// Pages of data (a ZeroOut would leave holes, whose copy on write
+	// costs nothing).
+	chunk := pattern(1<<20, 1)
+	for off := hostarch.Addr(0); off < n; off += 1 << 20 {
+		if _, err := as.CopyOut(ctx, a+off, chunk, usermem.IOOpts{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	child := mustClone(t, as)
 	defer child.Close()
