@@ -99,6 +99,21 @@ func TestWriteThroughCopyOut(t *testing.T) {
 					if n != w.n || err != nil {
 						t.Fatalf("write = %d, %v; want %d, nil", n, err, w.n)
 					}
+					// Every page written is resident, as on Linux (a
+					// zeroed page too, where the host populates: not
+					// under qemu-user, see hostPopulates), before
+					// anything reads it.
+					first := (a + hostarch.Addr(w.off)).RoundDown()
+					last, _ := (a + hostarch.Addr(w.off+w.n)).RoundUp()
+					res, err := as.Mincore(first, uint64(last-first))
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i, r := range res {
+						if !r && (hostPopulates() || !c.zero) {
+							t.Fatalf("page %d of the write is not resident", i)
+						}
+					}
 					want := bytes.Clone(before)
 					copy(want[w.off:], src)
 					got := make([]byte, len(want))

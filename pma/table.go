@@ -746,8 +746,9 @@ func (t *Table) WriteThrough(m Mapping, start uint64, src []byte, max bool) (uin
 	return t.through(m, start, uint64(len(src)), src, max)
 }
 
-// ZeroThrough is WriteThrough for a write of length zero bytes (ZeroOut,
-// whose zeros the new pages hold from the start: nothing is written).
+// ZeroThrough is WriteThrough for a write of length zero bytes (ZeroOut):
+// the new pages hold zeros from the start, so nothing is copied or
+// written; they are committed (made resident) as the write would make them.
 func (t *Table) ZeroThrough(m Mapping, start, length uint64, max bool) (uint64, error) {
 	return t.through(m, start, length, nil, max)
 }
@@ -804,6 +805,14 @@ func (t *Table) through(m Mapping, start, n uint64, src []byte, max bool) (uint6
 	ne := &entry{start: ws, end: we, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
 	if err := t.replace(es, ne, max); err != nil {
 		return start, err
+	}
+	if src == nil {
+		// The pages read as zero as they are, but they are holes in the
+		// memory file: commit them, as the write would have (after a
+		// memset, Linux's pages are resident: mincore, smaps' Rss).
+		if p := ne.hostProt(max); p&unix.PROT_READ != 0 && ne.mapped(max) {
+			populateHost(t.view(max).Base()+uintptr(ws), we-ws, p&unix.PROT_WRITE != 0)
+		}
 	}
 	t.writtenRange(ws, we)
 	t.mergeAround(ws, we)
