@@ -119,8 +119,15 @@ func checkReport(t *testing.T, rep *Report) {
 			if c.VsBaseline <= 0 || math.IsInf(c.VsBaseline, 0) {
 				t.Errorf("%s %s: ratio to baseline %v", col.path, sizeLabel(n), c.VsBaseline)
 			}
-			if c.AllocsPerOp != 0 {
-				t.Errorf("%s %s: %v allocs/op, want 0", col.path, sizeLabel(n), c.AllocsPerOp)
+			// The copies allocate nothing. testing counts the process's
+			// allocations, though, and a 16 MiB copy runs once or twice
+			// in -quick's 3 ms: one made meanwhile by the runtime's
+			// cleanup goroutine (after a GC, for the spaces earlier
+			// benchmarks dropped) shows as 1 allocs/op in 1 run of 20
+			// or so (never with GOGC=off). A full run's 60 ms rounds
+			// divide it away; only the 16 MiB cells may show it here.
+			if limit := map[bool]float64{true: 1, false: 0}[n == 16<<20]; c.AllocsPerOp > limit {
+				t.Errorf("%s %s: %v allocs/op, want %v", col.path, sizeLabel(n), c.AllocsPerOp, limit)
 			}
 		}
 	}
