@@ -24,6 +24,11 @@ import (
 // writes take several runs.
 const wtPages = 1100
 
+// wtSpace is the size of the spaces they make: small, because qemu-user
+// (the arm64 tests) keeps tens of bytes for every page of a space's views
+// for as long as the process lives, and these tests make hundreds.
+const wtSpace = 8 << 20
+
 // wtSetup returns the space to write in, the mapping's address, the bytes
 // it reads before the write, and the other spaces whose bytes must not
 // change (with theirs).
@@ -33,7 +38,7 @@ func wtSetups(t *testing.T) map[string]wtSetup {
 	old := pattern(wtPages*pg, 3)
 	cloned := func(inChild bool) wtSetup {
 		return func(t *testing.T) (*AddressSpace, hostarch.Addr, []byte, map[*AddressSpace][]byte) {
-			p := newAS(t, 1<<32)
+			p := newAS(t, wtSpace)
 			a := mustMmap(t, p, MmapOpts{Length: wtPages * pg, Perms: hostarch.ReadWrite, Private: true})
 			writeAt(t, p, a, string(old))
 			c := mustClone(t, p)
@@ -48,12 +53,12 @@ func wtSetups(t *testing.T) map[string]wtSetup {
 		"after Clone, in the child":  cloned(true),
 		"after Clone, in the parent": cloned(false),
 		"fresh anonymous memory": func(t *testing.T) (*AddressSpace, hostarch.Addr, []byte, map[*AddressSpace][]byte) {
-			as := newAS(t, 1<<32)
+			as := newAS(t, wtSpace)
 			a := mustMmap(t, as, MmapOpts{Length: wtPages * pg, Perms: hostarch.ReadWrite, Private: true})
 			return as, a, make([]byte, wtPages*pg), nil
 		},
 		"private file mapping": func(t *testing.T) (*AddressSpace, hostarch.Addr, []byte, map[*AddressSpace][]byte) {
-			as := newAS(t, 1<<32)
+			as := newAS(t, wtSpace)
 			f := tempFile(t, fileData, os.O_RDWR)
 			a := mustMmap(t, as, MmapOpts{Length: wtPages * pg, Perms: hostarch.ReadWrite, Private: true, File: f})
 			return as, a, fileData, nil
@@ -213,7 +218,7 @@ func TestWriteThroughFaults(t *testing.T) {
 // of the file are not written through: the copy stops at the end of the
 // file's last page with EFAULT (the host's SIGBUS).
 func TestWriteThroughBeyondEOF(t *testing.T) {
-	as := newAS(t, 1<<30)
+	as := newAS(t, wtSpace)
 	data := pattern(5*pg+100, 1)
 	f := tempFile(t, data, os.O_RDWR)
 	a := mustMmap(t, as, MmapOpts{Length: 16 * pg, Perms: hostarch.ReadWrite, Private: true, File: f})
@@ -265,7 +270,7 @@ func TestWriteThroughDirty(t *testing.T) {
 // of a page outside every range: every write lands, nothing else changes.
 func TestWriteThroughRace(t *testing.T) {
 	const writers, per = 4, 64
-	p := newAS(t, 1<<32)
+	p := newAS(t, wtSpace)
 	a := mustMmap(t, p, MmapOpts{Length: (writers*per + 1) * pg, Perms: hostarch.ReadWrite, Private: true})
 	old := pattern((writers*per+1)*pg, 5)
 	writeAt(t, p, a, string(old))
@@ -345,7 +350,7 @@ func TestWriteThroughCopiesOnlyWritten(t *testing.T) {
 		{"8 pages and a byte", 32 * pg, 8*pg + 1, 8, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newAS(t, 1<<32)
+			p := newAS(t, wtSpace)
 			a := mustMmap(t, p, MmapOpts{Length: wtPages * pg, Perms: hostarch.ReadWrite, Private: true})
 			writeAt(t, p, a, string(pattern(wtPages*pg, 1)))
 			c := mustClone(t, p)
