@@ -30,6 +30,16 @@
 // copies that page alone (with the copy-on-write pages next to it): its
 // neighbours keep showing the file, as on Linux.
 //
+// A copy knows what a store does not: how much it will write. Where
+// CopyOut or ZeroOut overwrites whole pages that need a page of their own
+// first (copy-on-write after Clone, a private file page, anonymous memory
+// not touched yet), the page table backs a run of them with new pages that
+// already hold the bytes (one host write; for ZeroOut, none), instead of
+// copying or zero-filling contents about to be overwritten and then
+// faulting each page in through the view. A 16 MiB write after Clone costs
+// less than half of what the host kernel's own copy-on-write of the same
+// write does.
+//
 // # Direct access
 //
 // An emulator that cannot afford a call per guest access asks Translate
@@ -76,7 +86,8 @@
 //	copy-on-write (private     the page write-protected on the host; the first
 //	  file mappings, fork)       write copies it into the memory file and remaps
 //	                             it, or, if no other space shares it, just
-//	                             makes it writable
+//	                             makes it writable; a copy that overwrites it
+//	                             whole writes a new page instead (no copy)
 //	fork(2)                    Clone (memory-file pages are reference-counted)
 //	brk(2), [heap]             Brk
 //	RLIMIT_AS, _DATA, _STACK,  Limits (Options.Limits, SetLimits), counted

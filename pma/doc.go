@@ -6,7 +6,9 @@
 // maps them into its views: reserved ranges of host address space where
 // view offset o is simulated address o. It backs pages lazily on a fault
 // (Fault), breaks copy-on-write with fault-around into neighbouring
-// memory-file offsets, and unmaps, protects, moves, shares (for Clone) and
+// memory-file offsets (or, for a write whose bytes are known and cover
+// whole pages, backs them with new pages holding those bytes:
+// WriteThrough, ZeroThrough), and unmaps, protects, moves, shares (for Clone) and
 // discards pages as the address space asks. Each View mirrors the kernel's
 // list of VMAs for its range, so every change knows beforehand how many
 // host mappings it adds.
