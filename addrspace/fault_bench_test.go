@@ -67,7 +67,7 @@ func BenchmarkFault(b *testing.B) {
 		}
 		n, err := as.finish(as.appBase, uintptr(len(dst)), done, f, hostarch.Read, noOpt, func(from uintptr) (uintptr, safecopy.Fault) {
 			return safecopy.Copy(unsafe.Pointer(unsafe.SliceData(dst[from:])), unsafe.Add(src, from), uintptr(len(dst))-from)
-		})
+		}, nil)
 		return int(n), err
 	}
 	firstTouch := func(b *testing.B, copyIn func(as *AddressSpace, addr hostarch.Addr, dst []byte) (int, error)) {

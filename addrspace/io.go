@@ -218,10 +218,28 @@ func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, 
 // first attempt stopped after done bytes with a fault at host address fault:
 // it resolves the fault and resumes with op, which transfers bytes [from, n)
 // and reports how far it got, until the transfer completes or fails.
-func (as *AddressSpace) finish(base unsafe.Pointer, n, done uintptr, f safecopy.Fault, at hostarch.AccessType, opts usermem.IOOpts, op func(from uintptr) (uintptr, safecopy.Fault)) (uintptr, error) {
+//
+// With r (finishRaw's transfer, nil for none), a fault on a page that the
+// rest of a CopyOut or ZeroOut overwrites whole is resolved by writing it
+// through, as finishRaw does where the fault's page is certain (here the
+// count is exact, so it always is).
+func (as *AddressSpace) finish(base unsafe.Pointer, n, done uintptr, f safecopy.Fault, at hostarch.AccessType, opts usermem.IOOpts, op func(from uintptr) (uintptr, safecopy.Fault), r *rawOp) (uintptr, error) {
 	stuck := 0
 	for {
-		if err := as.resolve(base, f, at, opts.IgnorePermissions); err != nil {
+		var w through
+		var from uintptr
+		if r != nil {
+			from, w = r.through(uintptr(r.view), n, done, f)
+		}
+		if w.n != 0 && from == done {
+			wrote, err := as.resolveWrite(base, f, w, opts.IgnorePermissions)
+			if err != nil {
+				return done, err
+			}
+			if done += wrote; done == n {
+				return n, nil
+			}
+		} else if err := as.resolve(base, f, at, opts.IgnorePermissions); err != nil {
 			return done, err
 		}
 		last := f
@@ -728,7 +746,7 @@ func (as *AddressSpace) atomicRetry(base unsafe.Pointer, addr hostarch.Addr, sig
 	_, err := as.finish(base, 1, 0, f, at, opts, func(uintptr) (uintptr, safecopy.Fault) {
 		f := op(p)
 		return boolDone(f), f
-	})
+	}, nil)
 	return err
 }
 

@@ -62,7 +62,7 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 			if ef == f {
 				return done, err
 			}
-			return as.finish(base, n, done, ef, at, opts, r.op)
+			return as.finish(base, n, done, ef, at, opts, r.op, &r)
 		}
 		prev = 0
 		if lb == 0 && wrote == 0 {
@@ -98,7 +98,7 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 	if f.Sig == 0 {
 		return n, nil
 	}
-	return as.finish(base, n, done, f, at, opts, r.op)
+	return as.finish(base, n, done, f, at, opts, r.op, &r)
 }
 
 // through returns, for a write fault f on the page at offset from of a
