@@ -336,6 +336,38 @@ func TestCloneForkAdvice(t *testing.T) {
 	}
 }
 
+// TestMremapDupKeepsDontFork: a second mapping of shared pages made by
+// Mremap with an old length of 0 duplicates the VMA (Linux's copy_vma), so
+// a MADV_DONTFORK on the first carries over ("dc" in smaps, checked on the
+// host kernel when this test was written) and Clone leaves both out. The
+// randomised model once took the duplicate for a fresh mapping.
+func TestMremapDupKeepsDontFork(t *testing.T) {
+	as := newAS(t, 1<<20)
+	a := mustMmap(t, as, MmapOpts{Addr: 0x10000, Length: 4 * pg, Fixed: true, Perms: hostarch.ReadWrite})
+	writeAt(t, as, a, "shared")
+	if err := as.Madvise(a, pg, unix.MADV_DONTFORK); err != nil {
+		t.Fatal(err)
+	}
+	b, err := as.Mremap(a, 0, 3*pg, unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, 0x40000)
+	if err != nil || b != 0x40000 {
+		t.Fatalf("Mremap(old length 0) = %#x, %v", b, err)
+	}
+	if got := string(readAt(t, as, b, 6)); got != "shared" {
+		t.Fatalf("the duplicate reads %q", got)
+	}
+	zero := "                                  /dev/zero (deleted)\n"
+	want := "00010000-00011000 rw-s 00000000 00:00 0" + zero + "VmFlags: rd wr sh mr mw me ms dc \n" +
+		"00011000-00014000 rw-s 00001000 00:00 0" + zero + "VmFlags: rd wr sh mr mw me ms \n" +
+		"00040000-00043000 rw-s 00000000 00:00 0" + zero + "VmFlags: rd wr sh mr mw me ms dc \n"
+	if f := flagsOf(t, as); f != want {
+		t.Errorf("smaps flags:\n%swant\n%s", f, want)
+	}
+	c := mustClone(t, as)
+	if got, want := mapsOf(c), "0x11000-0x14000 rw-s 0x1000\n"; got != want {
+		t.Fatalf("clone's mappings\n%swant\n%s", got, want)
+	}
+}
+
 // forkAdvised reports whether a mapping of as is advised MADV_DONTFORK or
 // MADV_WIPEONFORK.
 func forkAdvised(as *AddressSpace) bool {

@@ -830,9 +830,11 @@ func (m *refModel) mremap(old hostarch.Addr, oldLen, newLen uint64, flags int, n
 		}
 	}
 	if oldLen == 0 {
-		// A second mapping of the shared pages from old on.
+		// A second mapping of the shared pages from old on, with the
+		// first page's flags: Linux's copy_vma duplicates the VMA, so
+		// MADV_DONTFORK (VM_DONTCOPY, "dc" in smaps) carries over.
 		for k := uint64(0); k < newLen/pg; k++ {
-			m.pages[dst/pg+k] = &refPage{perms: first.perms, maxPerms: first.maxPerms, file: first.file, off: first.off + k*pg}
+			m.pages[dst/pg+k] = &refPage{perms: first.perms, maxPerms: first.maxPerms, file: first.file, off: first.off + k*pg, dontFork: first.dontFork}
 		}
 		return hostarch.Addr(dst), 0
 	}
