@@ -808,15 +808,24 @@ func (t *Table) through(m Mapping, start, n uint64, src []byte, max bool) (uint6
 		t.mergeAround(ws, we)
 		return start, nil
 	}
+	split := we // the end of the entries split for the run
 	off, err := t.mem.Allocate(we-ws, t.hint(ws, we))
+	if err != nil && we-ws > hostarch.PageSize {
+		// The memory file may have room for less (its size limit, or
+		// RLIMIT_FSIZE, is near): write the first page alone.
+		we = ws + hostarch.PageSize
+		t.splitAt(we)
+		es = t.entriesIn(ws, we)
+		off, err = t.mem.Allocate(hostarch.PageSize, 0)
+	}
 	if err != nil {
-		t.mergeAround(ws, we)
+		t.mergeAround(ws, split)
 		return start, err
 	}
 	if src != nil {
 		if err := t.mem.writeAt(off, src[:we-ws]); err != nil {
 			t.mem.DecRef(off, we-ws)
-			t.mergeAround(ws, we)
+			t.mergeAround(ws, split)
 			return start, err
 		}
 	}
@@ -833,7 +842,7 @@ func (t *Table) through(m Mapping, start, n uint64, src []byte, max bool) (uint6
 		}
 	}
 	t.writtenRange(ws, we)
-	t.mergeAround(ws, we)
+	t.mergeAround(ws, split)
 	t.maybeRelay(m, max)
 	return we, nil
 }

@@ -230,13 +230,29 @@ func TestWriteThroughMemoryFileFull(t *testing.T) {
 	if got := peek(t, child, m, m.End); !bytes.Equal(got, before) {
 		t.Fatalf("the failures changed %d bytes", countDiff(got, before))
 	}
+	// With one page free, a run shrinks to its first page.
+	last := taken[len(taken)-1]
+	if err := tb.mem.DecRef(last.end-pg, pg); err != nil {
+		t.Fatal(err)
+	}
+	taken[len(taken)-1].end -= pg
+	if end, err := child.WriteThrough(m, 20*pg, fill(4*pg, 9), false); err != nil || end != 21*pg {
+		t.Fatalf("WriteThrough with one page free = page %d, %v; want page 21", end/pg, err)
+	}
+	want := bytes.Clone(before)
+	copy(want[4*pg:], fill(pg, 9))
+	if got := peek(t, child, m, m.End); !bytes.Equal(got, want) {
+		t.Fatalf("after the one-page run, %d bytes differ", countDiff(got, want))
+	}
 	for _, e := range taken {
-		if err := tb.mem.DecRef(e.start, e.end-e.start); err != nil {
-			t.Fatal(err)
+		if e.end > e.start {
+			if err := tb.mem.DecRef(e.start, e.end-e.start); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	if end, err := child.WriteThrough(m, 20*pg, fill(4*pg, 9), false); err != nil || end != 24*pg {
-		t.Fatalf("WriteThrough once pages are free = page %d, %v; want page 24", end/pg, err)
+	if end, err := child.WriteThrough(m, 21*pg, fill(4*pg, 9), false); err != nil || end != 25*pg {
+		t.Fatalf("WriteThrough once pages are free = page %d, %v; want page 25", end/pg, err)
 	}
 }
 
