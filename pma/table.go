@@ -724,15 +724,26 @@ func (t *Table) fault(m Mapping, page uint64, max bool) error {
 		return nil
 	}
 
+	lo, hi := ws, we // the entries split for the window
 	off, err := t.copyOut(m, ws, we, es, t.hint(ws, we))
+	if errors.Is(err, unix.ENOMEM) && we-ws > hostarch.PageSize {
+		// The memory file may have room for less than the window (its
+		// size limit, or RLIMIT_FSIZE, is near): back the page alone.
+		ws, we = page, page+hostarch.PageSize
+		t.splitAt(ws)
+		t.splitAt(we)
+		es = t.entriesIn(ws, we)
+		off, err = t.copyOut(m, ws, we, es, 0)
+	}
 	if err != nil {
+		t.mergeAround(lo, hi)
 		return err
 	}
 	ne := &entry{start: ws, end: we, fd: t.mem.FD(), off: off, owned: true, prot: m.Prot, maxProt: m.MaxProt}
 	if err := t.replace(es, ne, max); err != nil {
 		return err
 	}
-	t.mergeAround(ws, we)
+	t.mergeAround(lo, hi)
 	t.maybeRelay(m, max)
 	return nil
 }

@@ -198,24 +198,7 @@ func TestWriteThroughMemoryFileFull(t *testing.T) {
 	if err := tb.Share(child, m.Start, m.End); err != nil {
 		t.Fatal(err)
 	}
-	// Take every free extent.
-	var taken []extent
-	for {
-		tb.mem.mu.Lock()
-		var e extent
-		if len(tb.mem.free) > 0 {
-			e = tb.mem.free[0]
-		}
-		tb.mem.mu.Unlock()
-		if e.end == 0 {
-			break
-		}
-		off, err := tb.mem.Allocate(e.end-e.start, e.start)
-		if err != nil || off != e.start {
-			t.Fatalf("Allocate(%#x, %#x) = %#x, %v", e.end-e.start, e.start, off, err)
-		}
-		taken = append(taken, e)
-	}
+	taken := fillMemoryFile(t, tb.mem)
 	wantEntries := len(child.entriesIn(0, 256*pg))
 	before := peek(t, child, m, m.End)
 	for _, start := range []uint64{20, 40} { // copy-on-write pages; pages not backed
@@ -327,4 +310,70 @@ func memfdT(size int64) int {
 		return -1
 	}
 	return fd
+}
+
+// fillMemoryFile allocates every free extent of m and returns them.
+func fillMemoryFile(t *testing.T, m *MemoryFile) []extent {
+	t.Helper()
+	var taken []extent
+	for {
+		m.mu.Lock()
+		var e extent
+		if len(m.free) > 0 {
+			e = m.free[0]
+		}
+		m.mu.Unlock()
+		if e.end == 0 {
+			return taken
+		}
+		off, err := m.Allocate(e.end-e.start, e.start)
+		if err != nil || off != e.start {
+			t.Fatalf("Allocate(%#x, %#x) = %#x, %v", e.end-e.start, e.start, off, err)
+		}
+		taken = append(taken, e)
+	}
+}
+
+// TestFaultMemoryFileFull: a copy-on-write fault whose window the memory
+// file has no room for backs the faulting page alone; with no page free it
+// fails with ENOMEM and changes nothing.
+func TestFaultMemoryFileFull(t *testing.T) {
+	tb := newTable(t, 256)
+	m := anon(16*pg, 64*pg)
+	old := fill(int(m.End-m.Start), 1)
+	writeVia(t, tb, m, m.Start, old[:16*pg]) // backs [16, 32)
+	child := newTableOn(t, 256, tb.mem.Share())
+	if err := tb.Share(child, m.Start, m.End); err != nil {
+		t.Fatal(err)
+	}
+	taken := fillMemoryFile(t, tb.mem)
+	entries := len(child.entriesIn(0, 256*pg))
+	if err := child.Fault(m, 20*pg, true, false); !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("Fault with no page free = %v, want ENOMEM", err)
+	}
+	if got := len(child.entriesIn(0, 256*pg)); got != entries {
+		t.Fatalf("%d entries after the failed fault, want %d", got, entries)
+	}
+	last := taken[len(taken)-1]
+	if err := tb.mem.DecRef(last.end-pg, pg); err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Fault(m, 20*pg, true, false); err != nil {
+		t.Fatalf("Fault with one page free: %v", err)
+	}
+	if e := child.entryAt(20 * pg); e == nil || e.start != 20*pg || e.end != 21*pg || !e.owned || e.cow {
+		t.Fatalf("entry %+v at page 20: want the page alone, the child's own", e)
+	}
+	for _, p := range []uint64{19, 21} {
+		if e := child.entryAt(p * pg); e == nil || !e.cow {
+			t.Fatalf("entry %+v at page %d: want it still copy-on-write", e, p)
+		}
+	}
+	want := bytes.Clone(old[:16*pg])
+	if got := peek(t, child, m, 32*pg); !bytes.Equal(got, want) {
+		t.Fatalf("the child reads %d bytes that differ", countDiff(got, want))
+	}
+	if got := peek(t, tb, m, 32*pg); !bytes.Equal(got, want) {
+		t.Fatalf("the parent reads %d bytes that differ", countDiff(got, want))
+	}
 }
