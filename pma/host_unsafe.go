@@ -1,6 +1,7 @@
 package pma
 
 import (
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/mmsim/mmsim/hostarch"
@@ -39,8 +40,40 @@ func fileResident(fd int, off, length uint64, out []byte) {
 // without visiting their pages. Where the file system cannot say
 // (SEEK_DATA fails other than with ENXIO), the whole range is one run.
 func dataRuns(fd int, off, length uint64, f func(off, length uint64)) {
+	dataRunsCached(fd, off, length, nil, f)
+}
+
+// A runCache remembers the last run of data that SEEK_HOLE found in one
+// file, for scans that come back into the same long run (copy-on-write
+// faults across a large cloned mapping, a window at a time): SEEK_HOLE
+// scans from its offset to the end of the run, however far that is. Data
+// becomes a hole only where the file's owner punches one, which counts
+// punched up and so retires the run; a hole filled meanwhile only makes
+// the run end early.
+type runCache struct {
+	last    atomic.Pointer[dataRun]
+	punched atomic.Uint64
+}
+
+// A dataRun is a range of a file that was all data when its runCache's
+// punched count was gen.
+type dataRun struct{ start, end, gen uint64 }
+
+// dataRunsCached is dataRuns, with c (if not nil) remembering the run
+// SEEK_HOLE finds for the next scan of fd.
+func dataRunsCached(fd int, off, length uint64, c *runCache, f func(off, length uint64)) {
 	end := off + length
 	for cur := off; cur < end; {
+		var gen uint64
+		if c != nil {
+			gen = c.punched.Load()
+			if r := c.last.Load(); r != nil && r.gen == gen && r.start <= cur && cur < r.end {
+				de := min((r.end+hostarch.PageSize-1)&^(hostarch.PageSize-1), end)
+				f(cur, de-cur)
+				cur = de
+				continue
+			}
+		}
 		data, err := unix.Seek(fd, int64(cur), unix.SEEK_DATA)
 		if err == unix.ENXIO {
 			return // no data from cur on
@@ -55,6 +88,8 @@ func dataRuns(fd int, off, length uint64, f func(off, length uint64)) {
 		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
 		if err != nil {
 			hole = int64(end)
+		} else if c != nil {
+			c.last.Store(&dataRun{uint64(data), uint64(hole), gen})
 		}
 		ds := max(uint64(data)&^(hostarch.PageSize-1), cur)
 		de := min((uint64(hole)+hostarch.PageSize-1)&^(hostarch.PageSize-1), end)

@@ -5,7 +5,6 @@ import (
 	"os"
 	"sort"
 	"sync"
-	"sync/atomic"
 
 	"github.com/google/btree"
 	"github.com/mmsim/mmsim/hostarch"
@@ -52,16 +51,9 @@ type MemoryFile struct {
 	// pages (see withWindow).
 	win memWindow
 
-	// run is the last run of data that SEEK_HOLE found (copyFrom), valid
-	// while holeGen is what it was then: pages become holes only when
-	// decommit punches them, which counts holeGen up.
-	run     atomic.Pointer[dataRun]
-	holeGen atomic.Uint64
+	// runs serves copyFrom's scans for data (decommit punches the holes).
+	runs runCache
 }
-
-// A dataRun is a range of the memory file that was all data (no hole) when
-// holeGen was gen.
-type dataRun struct{ start, end, gen uint64 }
 
 type extent struct{ start, end uint64 }
 
@@ -438,7 +430,7 @@ func (m *MemoryFile) Decommit(off, length uint64) error {
 }
 
 func (m *MemoryFile) decommit(off, length uint64) error {
-	m.holeGen.Add(1)
+	m.runs.punched.Add(1)
 	if err := unix.Fallocate(m.FD(), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(off), int64(length)); err != nil {
 		return fmt.Errorf("pma: punching a hole in the memory file: %w", err)
 	}
@@ -499,50 +491,20 @@ func (m *MemoryFile) Close() error {
 // copyFrom copies n bytes of the file fd at srcOff to the memory file at
 // dstOff, whose pages must be freshly allocated (zero). If srcIsMem, fd is
 // this memory file and its holes are skipped: they read as zero, and
-// copying them would commit memory for nothing.
-//
-// SEEK_HOLE scans the file from its offset to the end of the run of data
-// there, however far that is: the run it found is kept (m.run), so that
-// copies of a few pages each out of one long run (copy-on-write faults
-// across a large cloned mapping) scan it once, not once each.
+// copying them would commit memory for nothing. (Its runs of data are
+// found through m.runs, so that copies of a few pages each out of one long
+// run scan it once, not once each.)
 func (m *MemoryFile) copyFrom(dstOff uint64, fd int, srcOff, n uint64, srcIsMem bool) error {
 	if !srcIsMem {
 		return copyRange(m.FD(), dstOff, fd, srcOff, n)
 	}
-	end := srcOff + n
-	for cur := srcOff; cur < end; {
-		gen := m.holeGen.Load()
-		if r := m.run.Load(); r != nil && r.gen == gen && r.start <= cur && cur < r.end {
-			stop := min(r.end, end)
-			if err := copyRange(m.FD(), dstOff+(cur-srcOff), fd, cur, stop-cur); err != nil {
-				return err
-			}
-			cur = stop
-			continue
+	var err error
+	dataRunsCached(fd, srcOff, n, &m.runs, func(off, length uint64) {
+		if err == nil {
+			err = copyRange(m.FD(), dstOff+(off-srcOff), fd, off, length)
 		}
-		data, err := unix.Seek(fd, int64(cur), unix.SEEK_DATA)
-		if err == unix.ENXIO {
-			return nil // no data from cur on
-		}
-		if err != nil {
-			return copyRange(m.FD(), dstOff+(cur-srcOff), fd, cur, end-cur)
-		}
-		if uint64(data) >= end {
-			return nil
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			hole = int64(end)
-		} else {
-			m.run.Store(&dataRun{uint64(data), uint64(hole), gen})
-		}
-		stop := min(uint64(hole), end)
-		if err := copyRange(m.FD(), dstOff+(uint64(data)-srcOff), fd, uint64(data), stop-uint64(data)); err != nil {
-			return err
-		}
-		cur = stop
-	}
-	return nil
+	})
+	return err
 }
 
 // writeAt writes b to the memory file at off, whose pages must be
