@@ -91,6 +91,14 @@ func (as *AddressSpace) ioRangeErr(addr hostarch.Addr, at hostarch.AccessType) e
 // A fault outside the view is not the address space's: it panics, as the
 // fault would have crashed the process without fault-safe copying.
 func (as *AddressSpace) resolve(base unsafe.Pointer, f safecopy.Fault, at hostarch.AccessType, ignorePerms bool) error {
+	_, err := as.resolveThrough(base, f, at, ignorePerms, through{})
+	return err
+}
+
+// resolveThrough is resolve, and for a write w from the faulting page on
+// (through{} for none) resolveWriteLocked's write-through: it returns how
+// many bytes of w that wrote (0: the page was only made accessible).
+func (as *AddressSpace) resolveThrough(base unsafe.Pointer, f safecopy.Fault, at hostarch.AccessType, ignorePerms bool, w through) (uintptr, error) {
 	hostFault, sig := f.Addr, f.Sig
 	b := uintptr(base)
 	if hostFault < b || hostFault-b >= uintptr(as.size) {
@@ -100,9 +108,24 @@ func (as *AddressSpace) resolve(base unsafe.Pointer, f safecopy.Fault, at hostar
 	as.mu.Lock()
 	defer as.mu.Unlock()
 	if as.closed.Load() {
-		return errClosedIO
+		return 0, errClosedIO
 	}
-	return as.resolveLocked(addr, sig, at, ignorePerms)
+	n, err := as.resolveWriteLocked(addr, sig, at, ignorePerms, w)
+	return uintptr(n), err
+}
+
+// resolveFor resolves fault f of transfer r (nil for none) of n bytes, whose
+// first first bytes are certainly done: where the rest of a CopyOut or
+// ZeroOut overwrites the fault's page whole, with a write-through that
+// returns the page's offset from and the bytes wrote from there (see
+// rawOp.through); otherwise as resolve (wrote 0).
+func (as *AddressSpace) resolveFor(base unsafe.Pointer, f safecopy.Fault, at hostarch.AccessType, opts usermem.IOOpts, r *rawOp, n, first uintptr) (from, wrote uintptr, err error) {
+	var w through
+	if r != nil {
+		from, w = r.through(uintptr(r.view), n, first, f)
+	}
+	wrote, err = as.resolveThrough(base, f, at, opts.IgnorePermissions, w)
+	return from, wrote, err
 }
 
 // resolveLocked handles a fault at simulated address addr: an error if no
@@ -120,38 +143,20 @@ func (as *AddressSpace) resolveLocked(addr hostarch.Addr, sig unix.Signal, at ho
 	return err
 }
 
-// resolveWrite is resolve for a write fault at host address f.Addr, the
-// start of a page, by a copy whose bytes from there on are src (a whole
-// number of pages): where the page needs a new page before the write (a
-// copy-on-write or untouched private page), the page table backs a run of
-// such pages with src's bytes at once (pma.Table.WriteThrough). It returns
-// how many bytes of src that wrote (0: the page was only made writable,
-// as resolve makes it).
-func (as *AddressSpace) resolveWrite(base unsafe.Pointer, f safecopy.Fault, w through, ignorePerms bool) (uintptr, error) {
-	b := uintptr(base)
-	if f.Addr < b || f.Addr-b >= uintptr(as.size) {
-		return 0, as.resolve(base, f, hostarch.Write, ignorePerms) // (panics)
-	}
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	if as.closed.Load() {
-		return 0, errClosedIO
-	}
-	n, err := as.resolveWriteLocked(hostarch.Addr(f.Addr-b), f.Sig, hostarch.Write, ignorePerms, w)
-	return uintptr(n), err
-}
-
 // A through is the rest of a write from a faulting page on, for
-// resolveWrite: n bytes, those of src, or zeros if src is nil (ZeroOut).
-// The zero through (n == 0) is no write at all.
+// resolveThrough: n bytes, those of src, or zeros if src is nil (ZeroOut).
+// The zero through (n == 0) is no write at all. Where the page needs a new
+// page before the write (a copy-on-write or untouched private page), the
+// page table backs a run of such pages with the bytes at once
+// (pma.Table.WriteThrough, ZeroThrough).
 type through struct {
 	src []byte
 	n   uint64
 }
 
 // resolveWriteLocked is resolveLocked, and for a write w from addr on
-// (through{} if unknown) resolveWrite's write-through: it returns how many
-// bytes of w it wrote.
+// (through{} if unknown) its write-through: it returns how many bytes of w
+// it wrote.
 func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, at hostarch.AccessType, ignorePerms bool, w through) (uint64, error) {
 	v := as.find(addr)
 	if v == nil && as.growStackLocked(addr) {
@@ -186,8 +191,8 @@ func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, 
 		// reads the page (so even one that ends in SIGBUS does).
 		as.anonFault(v)
 	}
+	m := as.mapping(v)
 	if w.n != 0 && at.Write && v.private {
-		m := as.mapping(v)
 		start := uint64(addr)
 		k := min(w.n, m.End-start) &^ (hostarch.PageSize - 1)
 		var end uint64
@@ -204,7 +209,7 @@ func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, 
 			return end - start, nil
 		}
 	}
-	switch err := as.pt.Fault(as.mapping(v), uint64(addr), at.Write, ignorePerms); {
+	switch err := as.pt.Fault(m, uint64(addr), at.Write, ignorePerms); {
 	case err == nil:
 		return 0, nil
 	case errors.Is(err, pma.ErrBeyondEOF):
@@ -226,21 +231,16 @@ func (as *AddressSpace) resolveWriteLocked(addr hostarch.Addr, sig unix.Signal, 
 func (as *AddressSpace) finish(base unsafe.Pointer, n, done uintptr, f safecopy.Fault, at hostarch.AccessType, opts usermem.IOOpts, op func(from uintptr) (uintptr, safecopy.Fault), r *rawOp) (uintptr, error) {
 	stuck := 0
 	for {
-		var w through
-		var from uintptr
-		if r != nil {
-			from, w = r.through(uintptr(r.view), n, done, f)
+		from, wrote, err := as.resolveFor(base, f, at, opts, r, n, done)
+		if err != nil {
+			return done, err
 		}
-		if w.n != 0 && from == done {
-			wrote, err := as.resolveWrite(base, f, w, opts.IgnorePermissions)
-			if err != nil {
-				return done, err
-			}
+		// The count is exact, so a run written through starts at done
+		// (were it further on, op would write it again: harmless).
+		if wrote > 0 && from == done {
 			if done += wrote; done == n {
 				return n, nil
 			}
-		} else if err := as.resolve(base, f, at, opts.IgnorePermissions); err != nil {
-			return done, err
 		}
 		last := f
 		var d uintptr

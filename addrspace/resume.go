@@ -20,7 +20,7 @@ type rawOp struct {
 	view unsafe.Pointer
 	// src is, for a copy out of Go memory (CopyOut), the n bytes copied,
 	// and zero is set for a zeroing (ZeroOut), so that a write fault on a
-	// page the rest overwrites whole can write it through (resolveWrite).
+	// page the rest overwrites whole can write it through (resolveFor).
 	src   []byte
 	zero  bool
 	raw   func(from uintptr) (lb, fault uintptr, sig int32)
@@ -45,14 +45,7 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 	side := uintptr(r.view)
 	for safecopy.FaultPageExact(fault, side+done, side+n) && fault != prev {
 		f := safecopy.Fault{Addr: fault, Sig: unix.Signal(sig)}
-		from, w := r.through(side, n, done+lb, f)
-		var wrote uintptr
-		var err error
-		if w.n != 0 {
-			wrote, err = as.resolveWrite(base, f, w, opts.IgnorePermissions)
-		} else {
-			err = as.resolve(base, f, at, opts.IgnorePermissions)
-		}
+		from, wrote, err := as.resolveFor(base, f, at, opts, &r, n, done+lb)
 		if err != nil {
 			d, ef := r.exact(done, lb, fault, sig)
 			done += d
@@ -104,7 +97,7 @@ func (as *AddressSpace) finishRaw(base unsafe.Pointer, n, done, lb, fault uintpt
 // through returns, for a write fault f on the page at offset from of a
 // copy out of r.src (or a zeroing) whose first first bytes are certainly
 // written, the part of the write that overwrites whole pages from there
-// on, for resolveWrite; through{} if the transfer is neither, the fault is
+// on, for resolveThrough; through{} if the transfer is neither, the fault is
 // not one that a write-through resolves, or less than a page of the write
 // is left from the page. side is the view's address of byte 0 and n the
 // transfer's length.
