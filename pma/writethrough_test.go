@@ -56,35 +56,20 @@ func TestWriteThrough(t *testing.T) {
 		}, m, 32, 4, 32},
 		{"after Share, in the child", func(t *testing.T, tb *Table) *Table {
 			writeVia(t, tb, m, m.Start, old)
-			child := newTableOn(t, 256, tb.mem.Share())
-			if err := tb.Share(child, m.Start, m.End); err != nil {
-				t.Fatal(err)
-			}
-			return child
+			return shareWith(t, tb, m)
 		}, m, 20, 8, 28},
 		{"after Share, copy-on-write then unbacked pages", func(t *testing.T, tb *Table) *Table {
 			writeVia(t, tb, m, m.Start, old[:16*pg]) // backs [16, 32) only
-			child := newTableOn(t, 256, tb.mem.Share())
-			if err := tb.Share(child, m.Start, m.End); err != nil {
-				t.Fatal(err)
-			}
-			return child
+			return shareWith(t, tb, m)
 		}, m, 28, 8, 36},
 		{"after Share, in the parent", func(t *testing.T, tb *Table) *Table {
 			writeVia(t, tb, m, m.Start, old)
-			child := newTableOn(t, 256, tb.mem.Share())
-			if err := tb.Share(child, m.Start, m.End); err != nil {
-				t.Fatal(err)
-			}
+			shareWith(t, tb, m)
 			return tb
 		}, m, 40, 3, 43},
 		{"pages shared no more: Fault makes them writable without a copy", func(t *testing.T, tb *Table) *Table {
 			writeVia(t, tb, m, m.Start, old)
-			child := newTableOn(t, 256, tb.mem.Share())
-			if err := tb.Share(child, m.Start, m.End); err != nil {
-				t.Fatal(err)
-			}
-			child.Close()()
+			shareWith(t, tb, m).Close()()
 			return tb
 		}, m, 40, 3, 40},
 		{"capped at the largest window", nil, anon(0, 1024*pg), 10, 600, 10 + maxWindow},
@@ -165,10 +150,7 @@ func TestWriteThroughTracked(t *testing.T) {
 	tb := newTable(t, 256)
 	m := anon(16*pg, 64*pg)
 	writeVia(t, tb, m, m.Start, fill(int(m.End-m.Start), 1))
-	child := newTableOn(t, 256, tb.mem.Share())
-	if err := tb.Share(child, m.Start, m.End); err != nil {
-		t.Fatal(err)
-	}
+	child := shareWith(t, tb, m)
 	child.ClearDirty(m.Start, m.End)
 	if end, err := child.WriteThrough(m, 20*pg, fill(4*pg, 9), false); err != nil || end != 24*pg {
 		t.Fatalf("WriteThrough = page %d, %v; want page 24", end/pg, err)
@@ -194,10 +176,7 @@ func TestWriteThroughMemoryFileFull(t *testing.T) {
 	m := anon(16*pg, 64*pg)
 	old := fill(int(m.End-m.Start), 1)
 	writeVia(t, tb, m, m.Start, old[:16*pg]) // backs [16, 32)
-	child := newTableOn(t, 256, tb.mem.Share())
-	if err := tb.Share(child, m.Start, m.End); err != nil {
-		t.Fatal(err)
-	}
+	child := shareWith(t, tb, m)
 	taken := fillMemoryFile(t, tb.mem)
 	wantEntries := len(child.entriesIn(0, 256*pg))
 	before := peek(t, child, m, m.End)
@@ -247,10 +226,7 @@ func TestZeroThrough(t *testing.T) {
 	m := anon(16*pg, 64*pg)
 	old := fill(int(m.End-m.Start), 1)
 	writeVia(t, tb, m, m.Start, old)
-	child := newTableOn(t, 256, tb.mem.Share())
-	if err := tb.Share(child, m.Start, m.End); err != nil {
-		t.Fatal(err)
-	}
+	child := shareWith(t, tb, m)
 	for _, c := range []struct {
 		start, pages, want uint64
 	}{{20, 8, 28}, {28, 4, 32}, {24, 8, 24}} { // the last: pages the child owns now
@@ -342,10 +318,7 @@ func TestFaultMemoryFileFull(t *testing.T) {
 	m := anon(16*pg, 64*pg)
 	old := fill(int(m.End-m.Start), 1)
 	writeVia(t, tb, m, m.Start, old[:16*pg]) // backs [16, 32)
-	child := newTableOn(t, 256, tb.mem.Share())
-	if err := tb.Share(child, m.Start, m.End); err != nil {
-		t.Fatal(err)
-	}
+	child := shareWith(t, tb, m)
 	taken := fillMemoryFile(t, tb.mem)
 	entries := len(child.entriesIn(0, 256*pg))
 	if err := child.Fault(m, 20*pg, true, false); !errors.Is(err, unix.ENOMEM) {
@@ -376,4 +349,15 @@ func TestFaultMemoryFileFull(t *testing.T) {
 	if got := peek(t, tb, m, 32*pg); !bytes.Equal(got, want) {
 		t.Fatalf("the parent reads %d bytes that differ", countDiff(got, want))
 	}
+}
+
+// shareWith returns a new table of 256 pages over tb's memory file with
+// m's range shared with tb (as Clone shares it).
+func shareWith(t *testing.T, tb *Table, m Mapping) *Table {
+	t.Helper()
+	child := newTableOn(t, 256, tb.mem.Share())
+	if err := tb.Share(child, m.Start, m.End); err != nil {
+		t.Fatal(err)
+	}
+	return child
 }
