@@ -69,7 +69,7 @@ func TestHostBudgetExhaustion(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills the host's mapping budget")
 	}
-	for _, name := range []string{"isolated", "isolated8", "clonescatter", "mprotect", "advice", "mremap", "spaces", "fsize"} {
+	for _, name := range []string{"isolated", "isolated8", "clonescatter", "clonewrite", "mprotect", "advice", "mremap", "spaces", "fsize"} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestHostBudgetChild$", "-test.v")
 			cmd.Env = append(os.Environ(), "MMSIM_BUDGET_CHILD="+name)
@@ -168,10 +168,12 @@ func TestHostBudgetChild(t *testing.T) {
 		if _, err := spaces[0].Mmap(MmapOpts{Length: pg, Perms: hostarch.ReadWrite, Private: true}); err != nil {
 			t.Fatalf("after freeing: %v", err)
 		}
-	case "clonescatter":
+	case "clonescatter", "clonewrite":
 		// Leave a little of the budget to a 400 MiB private mapping that is
 		// cloned and written scattered in the child: write faults cannot
-		// fail (Linux's would not), so they must stay within it.
+		// fail (Linux's would not), so they must stay within it. With
+		// clonewrite each write is a whole page, which the page table
+		// writes through (a run of one page, isolated, each time).
 		filler := newSpace(64 << 30)
 		const size = 400 << 20
 		big := newSpace(1 << 30)
@@ -182,14 +184,20 @@ func TestHostBudgetChild(t *testing.T) {
 		child := mustClone(t, big)
 		fill([]*AddressSpace{filler})
 		pages := rand.New(rand.NewSource(1)).Perm(size / pg / 2)
+		wlen := 1
+		if name == "clonewrite" {
+			wlen = pg
+		}
+		buf := make([]byte, wlen)
 		for i, p := range pages {
-			if n, err := child.CopyOut(ctx, a+hostarch.Addr(2*p*pg), []byte{byte(i)}, usermem.IOOpts{}); n != 1 || err != nil {
+			buf[0] = byte(i)
+			if n, err := child.CopyOut(ctx, a+hostarch.Addr(2*p*pg), buf, usermem.IOOpts{}); n != wlen || err != nil {
 				t.Fatalf("scattered write %d = %d, %v", i, n, err)
 			}
 		}
 		for i, p := range pages[:1000] {
-			if got := readAt(t, child, a+hostarch.Addr(2*p*pg), 1); got[0] != byte(i) {
-				t.Fatalf("page %d reads %d, want %d", p, got[0], byte(i))
+			if got := readAt(t, child, a+hostarch.Addr(2*p*pg), 2); got[0] != byte(i) || got[1] != 0 {
+				t.Fatalf("page %d reads %v, want [%d 0]", p, got, byte(i))
 			}
 		}
 		if got := readAt(t, big, a+hostarch.Addr(2*pages[0]*pg), 1); got[0] != 0 {

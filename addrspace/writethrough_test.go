@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mmsim/mmsim/hostarch"
 	"github.com/mmsim/mmsim/usermem"
@@ -386,5 +388,122 @@ func TestWriteThroughCopiesOnlyWritten(t *testing.T) {
 				t.Fatalf("after ZeroOut: PrivateCopies %d", zs.PrivateCopies)
 			}
 		})
+	}
+}
+
+// TestWriteThroughDoesNotStallMapping: a long write through copy-on-write
+// pages holds the mapping lock one run (2 MiB) at a time, so an Mmap on
+// another goroutine completes while the write is still going (as
+// TestTransferDoesNotStallMapping shows for CopyOutFrom).
+func TestWriteThroughDoesNotStallMapping(t *testing.T) {
+	const n = 64 << 20
+	p := newAS(t, 128<<20)
+	a := mustMmap(t, p, MmapOpts{Length: n, Perms: hostarch.ReadWrite, Private: true})
+	chunk := pattern(1<<20, 1)
+	for off := hostarch.Addr(0); off < n; off += 1 << 20 {
+		if _, err := p.CopyOut(ctx, a+off, chunk, noOpt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := mustClone(t, p)
+	src := pattern(n, 2)
+	writeDone, mmapDone, started := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(writeDone)
+		close(started)
+		if got, err := c.CopyOut(ctx, a, src, noOpt); got != n || err != nil {
+			t.Errorf("CopyOut = %d, %v; want %d, nil", got, err, n)
+		}
+	}()
+	<-started
+	time.Sleep(2 * time.Millisecond)
+	go func() {
+		defer close(mmapDone)
+		if _, err := c.Mmap(MmapOpts{Length: pg, Perms: hostarch.Read, Private: true}); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-mmapDone:
+	case <-writeDone:
+		<-mmapDone
+		t.Fatal("Mmap waited for the whole write")
+	}
+	<-writeDone
+	if got := readAt(t, c, a, n); !bytes.Equal(got, src) {
+		t.Fatalf("byte %d differs", firstDiff(got, src))
+	}
+}
+
+// TestWriteThroughEdges feeds the write-through path a guest's edge
+// arguments, after Clone, over a mapping of the whole space but its first
+// page (below the first mappable address): writes from the mapping's start
+// and up to Size are written through whole; ranges that start at 0 (not
+// mapped), end past Size, wrap, or start at 2^64-1 fail with EFAULT and
+// change nothing, whatever their length.
+func TestWriteThroughEdges(t *testing.T) {
+	const size = 16 * pg
+	p := newAS(t, size)
+	a := mustMmap(t, p, MmapOpts{Addr: pg, Fixed: true, Length: size - pg, Perms: hostarch.ReadWrite, Private: true})
+	old := pattern(size-pg, 4)
+	writeAt(t, p, a, string(old))
+	for _, tc := range []struct {
+		name string
+		addr hostarch.Addr
+		n    uint64 // bytes to write (ZeroOut takes int64(n))
+		want int64  // bytes written; -1: EFAULT, nothing written
+	}{
+		{"the whole mapping", pg, size - pg, size - pg},
+		{"up to Size", size - 3*pg, 3 * pg, 3 * pg},
+		{"from a byte in to Size", pg + 1, size - pg - 1, size - pg - 1},
+		{"from 0, not mapped", 0, 2 * pg, -1},
+		{"one byte past Size", size - 3*pg, 3*pg + 1, -1},
+		{"at Size", size, pg, -1},
+		{"at 2^64-1", math.MaxUint64, 1, -1},
+		{"at 2^64-page, a page", math.MaxUint64 - pg + 1, pg, -1},
+		{"wrapping past 2^64", size - pg, math.MaxUint64 - 2*pg, -1},
+		{"a huge length", pg, math.MaxInt64, -1},
+	} {
+		for _, zero := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/ZeroOut %v", tc.name, zero), func(t *testing.T) {
+				c := mustClone(t, p)
+				var got int64
+				var err error
+				var src []byte
+				if zero {
+					got, err = c.ZeroOut(ctx, tc.addr, int64(min(tc.n, math.MaxInt64)), noOpt)
+				} else {
+					// A slice cannot be as long as the longest lengths:
+					// one a byte longer than the space fails the same way.
+					src = pattern(int(min(tc.n, size+1)), 9)
+					var k int
+					k, err = c.CopyOut(ctx, tc.addr, src, noOpt)
+					got = int64(k)
+				}
+				want := bytes.Clone(old)
+				if tc.want < 0 {
+					if got != 0 || !errors.Is(err, unix.EFAULT) {
+						t.Fatalf("write = %d, %v; want 0, EFAULT", got, err)
+					}
+				} else {
+					if got != tc.want || err != nil {
+						t.Fatalf("write = %d, %v; want %d, nil", got, err, tc.want)
+					}
+					w := want[tc.addr-pg : uint64(tc.addr-pg)+tc.n]
+					if zero {
+						clear(w)
+					} else {
+						copy(w, src)
+					}
+				}
+				if got := readAt(t, c, a, size-pg); !bytes.Equal(got, want) {
+					i := firstDiff(got, want)
+					t.Fatalf("byte %d reads %#x, want %#x", i, got[i], want[i])
+				}
+				if got := readAt(t, p, a, size-pg); !bytes.Equal(got, old) {
+					t.Fatalf("the parent's byte %d changed", firstDiff(got, old))
+				}
+			})
+		}
 	}
 }
